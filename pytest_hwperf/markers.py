@@ -1,0 +1,225 @@
+"""The budget markers: each one frozen dataclass that binds, validates and documents
+its arguments.
+
+A marker is read at collection. Bad arguments never raise out of the plugin: the
+test that carries them fails with one line naming the test, the marker, the argument
+and what is allowed, and every other test runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+
+from pytest_hwperf.verdict import Budget, LatencyBudget, ThroughputBudget
+
+__all__ = [
+    "MARKERS",
+    "LatencyMarker",
+    "MarkerError",
+    "TestSpec",
+    "ThroughputMarker",
+    "parse_regression",
+    "read_spec",
+]
+
+
+class MarkerError(ValueError):
+    """A marker's arguments are invalid; the message is one line for the user."""
+
+
+def _number(marker: str, arg: str, value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise MarkerError(f"@pytest.mark.{marker}: argument '{arg}' must be {what}, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise MarkerError(f"@pytest.mark.{marker}: argument '{arg}' must be {what}, got {value!r}")
+    return number
+
+
+def _positive(marker: str, arg: str, value: object, what: str) -> float:
+    number = _number(marker, arg, value, what)
+    if number <= 0:
+        raise MarkerError(f"@pytest.mark.{marker}: argument '{arg}' must be {what}, got {value!r}")
+    return number
+
+
+def parse_regression(marker: str, value: object) -> float | None:
+    """A tolerated slowdown in percent: 5, 5.0 or "5%" all mean 5%."""
+    what = 'a positive percentage such as 5 or "5%"'
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise MarkerError(
+                f"@pytest.mark.{marker}: argument 'regression' must be {what}, got {value!r}"
+            ) from None
+        return _positive(marker, "regression", number, what)
+    return _positive(marker, "regression", value, what)
+
+
+def _bind(
+    signature: inspect.Signature, marker: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Bind a marker's arguments to its signature, with messages that name the argument."""
+    allowed = ", ".join(signature.parameters)
+    for key in kwargs:
+        if key not in signature.parameters:
+            raise MarkerError(
+                f"@pytest.mark.{marker}: unknown argument '{key}' (allowed: {allowed})"
+            )
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        missing = [
+            name
+            for name, p in signature.parameters.items()
+            if p.default is inspect.Parameter.empty and name not in kwargs
+        ]
+        if missing and len(args) < len(missing):
+            name = missing[len(args)]
+            raise MarkerError(
+                f"@pytest.mark.{marker}: missing required argument '{name}'"
+                f" (signature: {marker}{signature})"
+            ) from None
+        raise MarkerError(
+            f"@pytest.mark.{marker}: {exc} (signature: {marker}{signature})"
+        ) from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _signature(fn: Callable[..., object]) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
+def _latency_signature(
+    ms: float, *, percentile: float = 95, regression: float | str | None = None
+) -> None: ...
+
+
+def _throughput_signature(min_per_s: float, *, batch_size: int = 1) -> None: ...
+
+
+@dataclass(frozen=True)
+class LatencyMarker:
+    """Per-call latency at `percentile` (default p95) must be within `ms` milliseconds;
+    `regression` (percent, e.g. 5 or "5%") overrides the session's tolerated slowdown
+    against the baseline for this test."""
+
+    NAME: ClassVar[str] = "latency"
+    SIGNATURE: ClassVar[inspect.Signature] = _signature(_latency_signature)
+
+    ms: float
+    percentile: float = 95.0
+    regression_pct: float | None = None
+
+    @classmethod
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> LatencyMarker:
+        bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
+        ms = _positive(cls.NAME, "ms", bound["ms"], "a positive number of milliseconds")
+        percentile = _number(
+            cls.NAME, "percentile", bound["percentile"], "a number between 0 and 100 (exclusive)"
+        )
+        if not 0 < percentile < 100:
+            raise MarkerError(
+                f"@pytest.mark.{cls.NAME}: argument 'percentile' must be a number between 0"
+                f" and 100 (exclusive), got {bound['percentile']!r}"
+            )
+        return cls(ms, percentile, parse_regression(cls.NAME, bound["regression"]))
+
+    def budget(self) -> LatencyBudget:
+        return LatencyBudget(self.ms, self.percentile)
+
+
+@dataclass(frozen=True)
+class ThroughputMarker:
+    """Items per second (`batch_size` items per call) must reach `min_per_s`."""
+
+    NAME: ClassVar[str] = "throughput"
+    SIGNATURE: ClassVar[inspect.Signature] = _signature(_throughput_signature)
+
+    min_per_s: float
+    batch_size: int = 1
+
+    @classmethod
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> ThroughputMarker:
+        bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
+        rate = _positive(
+            cls.NAME, "min_per_s", bound["min_per_s"], "a positive number of items per second"
+        )
+        batch = bound["batch_size"]
+        if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
+            raise MarkerError(
+                f"@pytest.mark.{cls.NAME}: argument 'batch_size' must be a positive integer,"
+                f" got {batch!r}"
+            )
+        return cls(rate, int(batch))
+
+    def budget(self) -> ThroughputBudget:
+        return ThroughputBudget(self.min_per_s, self.batch_size)
+
+
+MARKERS: tuple[type[LatencyMarker] | type[ThroughputMarker], ...] = (
+    LatencyMarker,
+    ThroughputMarker,
+)
+
+
+def marker_help(marker: type[LatencyMarker] | type[ThroughputMarker]) -> str:
+    """The `pytest --markers` line: signature and documentation, from the class itself."""
+    doc = " ".join((marker.__doc__ or "").split())
+    return f"{marker.NAME}{marker.SIGNATURE}: {doc}".replace(" -> None", "")
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """What a test's markers declare."""
+
+    __test__ = False  # not a test class, whatever pytest's name rules say
+
+    latency: tuple[LatencyMarker, ...] = ()
+    throughput: ThroughputMarker | None = None
+
+    @property
+    def budgets(self) -> tuple[Budget, ...]:
+        budgets: list[Budget] = [m.budget() for m in self.latency]
+        if self.throughput is not None:
+            budgets.append(self.throughput.budget())
+        return tuple(budgets)
+
+    @property
+    def regression_pct(self) -> float | None:
+        for marker in self.latency:
+            if marker.regression_pct is not None:
+                return marker.regression_pct
+        return None
+
+
+def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
+    """Build a test's spec from its marks, closest first (as `item.iter_markers` yields them).
+
+    Several `latency` marks declare several budgets (p50 and p99, say); for one
+    percentile the closest mark wins, so a function's mark overrides its class's.
+    For `throughput` the closest mark wins.
+    """
+    latency: dict[float, LatencyMarker] = {}
+    throughput: ThroughputMarker | None = None
+    for mark in marks:
+        if mark.name == LatencyMarker.NAME:
+            parsed = LatencyMarker.from_args(mark.args, mark.kwargs)
+            latency.setdefault(parsed.percentile, parsed)
+        elif mark.name == ThroughputMarker.NAME:
+            parsed_t = ThroughputMarker.from_args(mark.args, mark.kwargs)
+            if throughput is None:
+                throughput = parsed_t
+    return TestSpec(tuple(latency.values()), throughput)

@@ -1,0 +1,172 @@
+"""The result of one measurement: raw samples, statistics, verdicts and how it was taken."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from pytest_hwperf import stats
+from pytest_hwperf.verdict import BudgetVerdict, Outcome
+
+__all__ = ["Measurement", "Statistics", "overall_outcome"]
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Summary of per-call latency in milliseconds.
+
+    When the target was timed in blocks (`block_size` > 1), a sample is a block mean:
+    percentiles of block means are not per-call percentiles, so p50/p95/p99 are None and
+    only mean-based figures are given.
+    """
+
+    n: int
+    n_calls: int
+    mean_ms: float
+    stdev_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    throughput_per_s: float  # calls per second over the measured calls
+
+    @classmethod
+    def from_samples(cls, samples_ns: np.ndarray, block_size: int) -> Statistics:
+        if samples_ns.size == 0:
+            raise ValueError("no samples")
+        ms = np.sort(samples_ns.astype(np.float64)) / 1e6
+        per_call = block_size == 1
+        mean = float(ms.mean())
+        return cls(
+            n=int(ms.size),
+            n_calls=int(ms.size) * block_size,
+            mean_ms=mean,
+            stdev_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
+            min_ms=float(ms[0]),
+            max_ms=float(ms[-1]),
+            p50_ms=stats.percentile(ms, 50) if per_call else None,
+            p95_ms=stats.percentile(ms, 95) if per_call else None,
+            p99_ms=stats.percentile(ms, 99) if per_call else None,
+            throughput_per_s=1000.0 / mean if mean > 0 else float("inf"),
+        )
+
+    def to_record(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "n_calls": self.n_calls,
+            "mean_ms": self.mean_ms,
+            "stdev_ms": self.stdev_ms,
+            "min_ms": self.min_ms,
+            "max_ms": self.max_ms,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "throughput_per_s": self.throughput_per_s,
+        }
+
+
+def overall_outcome(verdicts: list[BudgetVerdict]) -> Outcome | None:
+    """FAIL if any budget failed, else INCONCLUSIVE if any was, else PASS; None without budgets."""
+    if not verdicts:
+        return None
+    outcomes = {v.outcome for v in verdicts}
+    if Outcome.FAIL in outcomes:
+        return Outcome.FAIL
+    if outcomes & {Outcome.INCONCLUSIVE, Outcome.UNDECIDED}:
+        return Outcome.INCONCLUSIVE
+    return Outcome.PASS
+
+
+@dataclass
+class Measurement:
+    """One named measurement of a test.
+
+    `samples_ns` holds one entry per call (or per block of `block_size` calls, as the
+    block mean). `mode` is "measured" under --hwperf and "functional" without it (the
+    target ran once; the single timing includes any first-call initialisation).
+    """
+
+    name: str
+    device: str
+    mode: str
+    timing_method: str
+    sync_method: str
+    block_size: int
+    samples_ns: np.ndarray
+    warmup_calls: int
+    warmup_ns: int
+    per_call_estimate_ns: float
+    gc_policy: str
+    stop_reason: str
+    alpha: float
+    looks: int
+    verdicts: list[BudgetVerdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    threads: dict[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def stats(self) -> Statistics:
+        return Statistics.from_samples(self.samples_ns, self.block_size)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return overall_outcome(self.verdicts)
+
+    # Convenience accessors, readable in a test after the measurement.
+    @property
+    def n(self) -> int:
+        return int(self.samples_ns.size)
+
+    @property
+    def mean_ms(self) -> float:
+        return self.stats.mean_ms
+
+    @property
+    def p50_ms(self) -> float | None:
+        return self.stats.p50_ms
+
+    @property
+    def p95_ms(self) -> float | None:
+        return self.stats.p95_ms
+
+    @property
+    def p99_ms(self) -> float | None:
+        return self.stats.p99_ms
+
+    @property
+    def throughput_per_s(self) -> float:
+        return self.stats.throughput_per_s
+
+    @property
+    def samples_ms(self) -> list[float]:
+        return [float(x) / 1e6 for x in self.samples_ns]
+
+    def to_record(self) -> dict[str, Any]:
+        outcome = self.outcome
+        return {
+            "name": self.name,
+            "device": self.device,
+            "mode": self.mode,
+            "outcome": outcome.value if outcome is not None else None,
+            "stats": self.stats.to_record(),
+            "budgets": [v.to_record() for v in self.verdicts],
+            "timing": {
+                "clock": self.timing_method,
+                "sync": self.sync_method,
+                "block_size": self.block_size,
+                "warmup_calls": self.warmup_calls,
+                "warmup_ms": self.warmup_ns / 1e6,
+                "per_call_estimate_ms": self.per_call_estimate_ns / 1e6,
+                "gc": self.gc_policy,
+                "stop_reason": self.stop_reason,
+                "alpha": self.alpha,
+                "looks": self.looks,
+            },
+            "notes": list(self.notes),
+            "threads": dict(self.threads),
+            "samples_ns": [int(x) for x in self.samples_ns],
+        }

@@ -1,0 +1,224 @@
+"""Command-line options and their ini twins, declared once.
+
+Each option is one `Option`: its flag, ini key, default, help and parser. Every CLI
+default is None so that an ini value is never hidden by a flag's default (the bug
+pytest-timeout #175 had); the precedence is command line > ini > default. A bad
+value is a `pytest.UsageError` that names where it came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, cast
+
+import pytest
+
+__all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve_settings"]
+
+T = TypeVar("T")
+
+InconclusivePolicy = Literal["pass", "fail"]
+GcPolicy = Literal["collect", "disable"]
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_float(what: str) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected {what}, a positive number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"expected {what}, a positive number")
+        return value
+
+    return parse
+
+
+def parse_alpha(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a significance level between 0 and 0.5") from None
+    if not 0 < value <= 0.5:
+        raise ValueError("expected a significance level between 0 and 0.5")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def parse_path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("expected a file path")
+    return Path(raw)
+
+
+@dataclass(frozen=True)
+class Option(Generic[T]):
+    """One setting: `--hwperf-<name>` on the command line, `hwperf_<name>` in the ini file."""
+
+    name: str  # "" for --hwperf itself
+    help: str
+    default: T
+    parse: Callable[[str], T]
+    metavar: str | None = None  # None: a flag without a value
+
+    @property
+    def flag(self) -> str:
+        return "--hwperf" + (f"-{self.name.replace('_', '-')}" if self.name else "")
+
+    @property
+    def ini(self) -> str:
+        return "hwperf" + (f"_{self.name}" if self.name else "")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS: tuple[Option[Any], ...] = (
+    Option(
+        "",
+        "Measure performance and judge budgets (without it a perf test runs its target once)",
+        False,
+        parse_bool,
+    ),
+    Option(
+        "max_time",
+        "Measuring time per measurement before a verdict must be given, in seconds (default 5)",
+        5.0,
+        _positive_float("a time in seconds"),
+        "SECONDS",
+    ),
+    Option(
+        "warmup",
+        "Minimum warm-up time per measurement, in seconds; warm-up calls are never samples"
+        " (default 0.1)",
+        0.1,
+        _positive_float("a time in seconds"),
+        "SECONDS",
+    ),
+    Option(
+        "alpha",
+        "Significance level of budget verdicts: the chance of a wrong pass, or of a wrong"
+        " fail, per budget (default 0.01)",
+        0.01,
+        parse_alpha,
+        "LEVEL",
+    ),
+    Option(
+        "inconclusive",
+        "What a budget that could not be decided within --hwperf-max-time does: pass or"
+        " fail (default pass)",
+        "pass",
+        _choice("pass", "fail"),
+        "pass|fail",
+    ),
+    Option(
+        "gc",
+        "Garbage collection while sampling: collect (collect first, leave it enabled) or"
+        " disable (collect first, disable while sampling) (default collect)",
+        "collect",
+        _choice("collect", "disable"),
+        "collect|disable",
+    ),
+    Option(
+        "json",
+        "Write the results, raw samples included, as JSON to PATH",
+        None,
+        parse_path,
+        "PATH",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of a session (resolved once, at configure)."""
+
+    enabled: bool = False
+    max_time_s: float = 5.0
+    warmup_s: float = 0.1
+    alpha: float = 0.01
+    inconclusive: InconclusivePolicy = "pass"
+    gc: GcPolicy = "collect"
+    json_path: Path | None = None
+    sources: tuple[tuple[str, str], ...] = ()  # (option, where its value came from)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hwperf", "hardware-aware performance testing (pytest-hwperf)")
+    for option in OPTIONS:
+        if option.metavar is None:
+            group.addoption(
+                option.flag, action="store_true", default=None, dest=option.dest, help=option.help
+            )
+        else:
+            group.addoption(
+                option.flag,
+                action="store",
+                default=None,
+                dest=option.dest,
+                metavar=option.metavar,
+                help=option.help,
+            )
+        parser.addini(option.ini, help=option.help, type="string", default="")
+
+
+def _resolve(config: pytest.Config, option: Option[T]) -> tuple[T, str]:
+    cli_value = config.getoption(option.dest)
+    if cli_value is not None:
+        if option.metavar is None:
+            return cast("T", bool(cli_value)), "command line"
+        where = f"command line option {option.flag}"
+        raw = str(cli_value)
+    else:
+        ini_value = config.getini(option.ini)
+        if ini_value in ("", None, []):
+            return option.default, "default"
+        inipath = config.inipath
+        where = f"ini option {option.ini}" + (f" in {inipath}" if inipath else "")
+        raw = ini_value if isinstance(ini_value, str) else str(ini_value)
+    try:
+        return option.parse(raw), where
+    except ValueError as exc:
+        raise pytest.UsageError(f"{where}: invalid value {raw!r}: {exc}") from None
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Resolve every option with precedence command line > ini > default."""
+    values: dict[str, Any] = {}
+    sources: list[tuple[str, str]] = []
+    for option in OPTIONS:
+        value, where = _resolve(config, option)
+        values[option.name or "enabled"] = value
+        sources.append((option.flag, where))
+    return Settings(
+        enabled=values["enabled"],
+        max_time_s=values["max_time"],
+        warmup_s=values["warmup"],
+        alpha=values["alpha"],
+        inconclusive=values["inconclusive"],
+        gc=values["gc"],
+        json_path=values["json"],
+        sources=tuple(sources),
+    )

@@ -1,0 +1,58 @@
+"""pytest-hwperf's hooks: options, markers, marker validation and the session plugin.
+
+Thin wiring only; the work is done in the modules named below. Always active: the
+options, the marker registrations, marker validation and the `hwperf` fixture (which
+calls its target once without --hwperf). Under --hwperf the `HwperfSession` plugin is
+registered and judges, reports and writes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_hwperf.fixtures import hwperf
+from pytest_hwperf.markers import MARKERS, MarkerError, marker_help, read_spec
+from pytest_hwperf.options import add_options, resolve_settings
+from pytest_hwperf.session import HwperfSession
+from pytest_hwperf.state import MARKER_ERROR_KEY, SETTINGS_KEY, SPEC_KEY
+
+__all__ = ["hwperf"]
+
+_SESSION_NAME = "hwperf-session"
+_MARKER_NAMES = frozenset(m.NAME for m in MARKERS)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker_help(marker))
+    settings = resolve_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    if settings.enabled:
+        config.pluginmanager.register(HwperfSession(config, settings), _SESSION_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.pluginmanager.get_plugin(_SESSION_NAME)
+    if session is not None:
+        config.pluginmanager.unregister(session)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    marks = [m for m in item.iter_markers() if m.name in _MARKER_NAMES]
+    if not marks:
+        return
+    try:
+        item.stash[SPEC_KEY] = read_spec(marks)
+    except MarkerError as exc:
+        item.stash[MARKER_ERROR_KEY] = f"{item.nodeid}: {exc}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    error = item.stash.get(MARKER_ERROR_KEY, None)
+    if error is not None:
+        pytest.fail(error, pytrace=False)

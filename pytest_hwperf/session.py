@@ -1,0 +1,189 @@
+"""The session under --hwperf: verdicts into reports, records gathered, reports written.
+
+Registered only when --hwperf is on. Verdicts become test outcomes in a
+`pytest_runtest_makereport` wrapper, so a breach fails its own test (JUnit XML counts
+it, the exit code is 1) rather than the session. Records travel on the report (as the
+`hwperf` attribute, which pytest-xdist serialises with the report) and as compact
+figures in `user_properties` (which JUnit XML shows); the controller alone gathers them
+and writes files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from pytest_hwperf.hardware import software_versions
+from pytest_hwperf.markers import TestSpec
+from pytest_hwperf.options import Settings
+from pytest_hwperf.report import ReportError, build_document, summary_lines, write_document
+from pytest_hwperf.state import MEASUREMENTS_KEY, SPEC_KEY
+from pytest_hwperf.verdict import Outcome
+
+__all__ = ["REPORT_ATTR", "HwperfSession"]
+
+REPORT_ATTR = "hwperf"
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _breaches(record: dict[str, Any], settings: Settings) -> list[str]:
+    """The one-line reasons this measurement fails its test, if any."""
+    reasons = []
+    where = f"{record['name']!r} on {record['device']}"
+    for budget in record["budgets"]:
+        outcome = budget["outcome"]
+        if outcome == Outcome.FAIL.value:
+            reasons.append(f"hwperf: {where}: {budget['reason']}")
+        elif outcome == Outcome.INCONCLUSIVE.value and settings.inconclusive == "fail":
+            reasons.append(
+                f"hwperf: {where}: inconclusive within {settings.max_time_s:g} s"
+                f" (--hwperf-inconclusive=fail): {budget['reason']}"
+            )
+    return reasons
+
+
+def _section(records: list[dict[str, Any]]) -> str:
+    lines = summary_lines(records)
+    for record in records:
+        for budget in record["budgets"]:
+            lines.append(f"{record['name']}: {budget['outcome']}: {budget['reason']}")
+        timing = record["timing"]
+        lines.append(
+            f"{record['name']}: {timing['clock']}, sync {timing['sync']}, warm-up"
+            f" {timing['warmup_calls']} calls, gc {timing['gc']}, stopped: {timing['stop_reason']}"
+        )
+        lines.extend(f"{record['name']}: note: {note}" for note in record["notes"])
+    return "\n".join(lines)
+
+
+class HwperfSession:
+    """All state of an --hwperf session."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.records: list[dict[str, Any]] = []
+        self.report_errors: list[str] = []
+        self.json_written: str | None = None
+
+    def pytest_report_header(self) -> str:
+        s = self.settings
+        return (
+            f"hwperf: measuring (alpha {s.alpha:g}, up to {s.max_time_s:g} s per measurement,"
+            f" warm-up {s.warmup_s:g} s, inconclusive -> {s.inconclusive}, gc {s.gc})"
+        )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if call.when != "call":
+            return report
+        measurements = item.stash.get(MEASUREMENTS_KEY, [])
+        spec = item.stash.get(SPEC_KEY, TestSpec())
+        records = []
+        for m in measurements:
+            record = m.to_record()
+            record["test_id"] = item.nodeid
+            records.append(record)
+        reasons = [line for r in records for line in _breaches(r, self.settings)]
+        if spec.budgets and not measurements and report.passed:
+            budgets = ", ".join(b.describe() for b in spec.budgets)
+            reasons.append(
+                f"hwperf: the test declares a budget ({budgets}) but took no measurement:"
+                " call the hwperf fixture on the code to measure"
+            )
+        for record in records:
+            record["breach"] = bool(_breaches(record, self.settings))
+            prefix = f"hwperf[{record['name']}]"
+            stats = record["stats"]
+            report.user_properties.extend(
+                [
+                    (f"{prefix}.device", record["device"]),
+                    (f"{prefix}.n", stats["n"]),
+                    (f"{prefix}.mean_ms", round(stats["mean_ms"], 6)),
+                    (
+                        f"{prefix}.p95_ms",
+                        None if stats["p95_ms"] is None else round(stats["p95_ms"], 6),
+                    ),
+                    (f"{prefix}.outcome", record["outcome"] or "no budget"),
+                ]
+            )
+        setattr(report, REPORT_ATTR, {"records": records, "breach": bool(reasons)})
+        if records:
+            report.sections.append(("hwperf", _section(records)))
+        if reasons and report.passed:
+            report.outcome = "failed"
+            extra = (
+                f" (and {len(reasons) - 1} more, see the hwperf section)"
+                if len(reasons) > 1
+                else ""
+            )
+            report.longrepr = reasons[0] + extra
+        return report
+
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport
+    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        data = getattr(report, REPORT_ATTR, None)
+        if (
+            report.when == "call"
+            and report.failed
+            and isinstance(data, dict)
+            and data.get("breach")
+        ):
+            return "failed", "P", ("PERF", {"red": True})
+        return None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        data = getattr(report, REPORT_ATTR, None)
+        if isinstance(data, dict):
+            self.records.extend(data.get("records", []))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        path = self.settings.json_path
+        if _is_xdist_worker(self.config) or path is None:
+            return
+        s = self.settings
+        document = build_document(
+            self.records,
+            environment=software_versions(),
+            settings={
+                "alpha": s.alpha,
+                "max_time_s": s.max_time_s,
+                "warmup_s": s.warmup_s,
+                "inconclusive": s.inconclusive,
+                "gc": s.gc,
+            },
+            plugin_version=software_versions()["pytest_hwperf"],
+        )
+        try:
+            write_document(path, document)
+        except ReportError as exc:
+            self.report_errors.append(str(exc))
+            # A requested report that could not be written must not leave CI green.
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:
+            self.json_written = str(path)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if _is_xdist_worker(self.config):
+            return
+        tr = terminalreporter
+        if self.records:
+            tr.write_sep("=", "hwperf", bold=True)
+            for line in summary_lines(self.records):
+                tr.write_line(line)
+        if self.json_written:
+            tr.write_line(f"hwperf: JSON report written to {self.json_written}")
+        for error in self.report_errors:
+            tr.write_line(f"hwperf: error: {error}", red=True, bold=True)

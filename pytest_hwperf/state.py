@@ -1,0 +1,16 @@
+"""Typed stash keys: where the plugin keeps its state on the config and on items."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_hwperf.markers import TestSpec
+from pytest_hwperf.measure.result import Measurement
+from pytest_hwperf.options import Settings
+
+__all__ = ["MARKER_ERROR_KEY", "MEASUREMENTS_KEY", "SETTINGS_KEY", "SPEC_KEY"]
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+SPEC_KEY = pytest.StashKey[TestSpec]()
+MARKER_ERROR_KEY = pytest.StashKey[str]()
+MEASUREMENTS_KEY = pytest.StashKey[list[Measurement]]()

@@ -1,0 +1,273 @@
+"""Budget verdicts: does a measurement meet its latency or throughput budget?
+
+A latency budget "p95 within 50 ms" is a claim about the fraction of calls over
+50 ms: it holds when that fraction is at most 5%. With n calls of which e were over
+budget, the exact binomial test decides (MLPerf LoadGen's early-stopping idea):
+
+- compliance is shown when P(X <= e | n, 1 - p) <= alpha,
+- violation is shown when P(X >= e | n, 1 - p) <= alpha,
+- otherwise the data cannot tell yet: keep sampling, and at the time limit the
+  verdict is "inconclusive".
+
+A throughput budget is a claim about the mean time per call (items per second =
+batch size / mean seconds per call); it is judged with one-sided Student-t bounds on
+the mean at the same alpha. Nothing here knows about pytest.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pytest_hwperf import stats
+
+__all__ = [
+    "Budget",
+    "BudgetVerdict",
+    "LatencyBudget",
+    "Outcome",
+    "ThroughputBudget",
+    "judge",
+]
+
+
+class Outcome(str, enum.Enum):
+    """The verdict on one budget."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    UNDECIDED = "undecided"  # not yet: sampling goes on
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    """The `percentile`-th percentile of per-call latency must be within `ms`."""
+
+    ms: float
+    percentile: float = 95.0
+
+    @property
+    def kind(self) -> str:
+        return "latency"
+
+    @property
+    def statistic(self) -> str:
+        return f"p{_fmt_pct(self.percentile)}"
+
+    def describe(self) -> str:
+        return f"{self.statistic} <= {_fmt_ms(self.ms)}"
+
+    def min_samples(self, alpha: float) -> int:
+        return stats.min_samples_for_compliance(self.percentile, alpha)
+
+
+@dataclass(frozen=True)
+class ThroughputBudget:
+    """Items per second (batch_size per call / mean time per call) must reach `min_per_s`."""
+
+    min_per_s: float
+    batch_size: int = 1
+
+    @property
+    def kind(self) -> str:
+        return "throughput"
+
+    @property
+    def statistic(self) -> str:
+        return "throughput"
+
+    def describe(self) -> str:
+        return f"throughput >= {_fmt_rate(self.min_per_s)}/s"
+
+    def min_samples(self, alpha: float) -> int:
+        # A Student-t bound needs a handful of calls before it means anything.
+        return 10
+
+
+Budget = LatencyBudget | ThroughputBudget
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    """The verdict on one budget, with the figures behind it.
+
+    For latency, `measured` is the sample percentile in ms and `lower`/`upper` its
+    order-statistic confidence bounds; for throughput they are items per second.
+    For latency, `p_value` is the exact binomial p-value of the test that decided
+    (compliance for a pass, violation for a fail), or the smaller of the two when
+    undecided; throughput verdicts rest on the bounds alone and carry None.
+    """
+
+    budget: Budget
+    outcome: Outcome
+    n: int
+    measured: float
+    lower: float | None
+    upper: float | None
+    alpha: float
+    p_value: float | None
+    exceedances: int | None = None
+
+    def with_outcome(self, outcome: Outcome) -> BudgetVerdict:
+        return BudgetVerdict(
+            self.budget,
+            outcome,
+            self.n,
+            self.measured,
+            self.lower,
+            self.upper,
+            self.alpha,
+            self.p_value,
+            self.exceedances,
+        )
+
+    @property
+    def confidence_pct(self) -> str:
+        return f"{100.0 * (1.0 - self.alpha):.3g}"
+
+    def reason(self) -> str:
+        """One line: statistic, measured value with its bound, budget, n."""
+        b = self.budget
+        if isinstance(b, LatencyBudget):
+            value = f"{b.statistic} {_fmt_ms(self.measured)}"
+            if self.outcome is Outcome.FAIL and self.lower is not None:
+                value += f" (>= {_fmt_ms(self.lower)} at {self.confidence_pct}% confidence)"
+            elif self.upper is not None:
+                value += f" (<= {_fmt_ms(self.upper)} at {self.confidence_pct}% confidence)"
+            budget = f"budget {_fmt_ms(b.ms)}"
+            counts = f"{self.exceedances}/{self.n} calls over budget"
+        else:
+            value = f"throughput {_fmt_rate(self.measured)}/s"
+            bound = self.upper if self.outcome is Outcome.FAIL else self.lower
+            if bound is not None and math.isfinite(bound):
+                word = "<=" if self.outcome is Outcome.FAIL else ">="
+                value += f" ({word} {_fmt_rate(bound)}/s at {self.confidence_pct}% confidence)"
+            budget = f"budget {_fmt_rate(b.min_per_s)}/s"
+            counts = f"n={self.n}"
+        relation = {
+            Outcome.PASS: "within",
+            Outcome.FAIL: "breaches",
+        }.get(self.outcome, "undecided against")
+        return f"{value} {relation} {budget} ({counts})"
+
+    def to_record(self) -> dict[str, object]:
+        b = self.budget
+        record: dict[str, object] = {"kind": b.kind, "outcome": self.outcome.value}
+        if isinstance(b, LatencyBudget):
+            record.update(
+                percentile=b.percentile,
+                budget_ms=b.ms,
+                measured_ms=self.measured,
+                lower_ms=self.lower,
+                upper_ms=self.upper,
+                exceedances=self.exceedances,
+            )
+        else:
+            record.update(
+                min_per_s=b.min_per_s,
+                batch_size=b.batch_size,
+                measured_per_s=self.measured,
+                lower_per_s=_finite_or_none(self.lower),
+                upper_per_s=_finite_or_none(self.upper),
+            )
+        record.update(n=self.n, alpha=self.alpha, p_value=self.p_value, reason=self.reason())
+        return record
+
+
+def judge(budget: Budget, samples_ns: np.ndarray, alpha: float) -> BudgetVerdict:
+    """Judge one budget on per-call samples (ns) at level alpha."""
+    if samples_ns.size == 0:
+        raise ValueError("cannot judge a budget on no samples")
+    if isinstance(budget, LatencyBudget):
+        return _judge_latency(budget, samples_ns, alpha)
+    return _judge_throughput(budget, samples_ns, alpha)
+
+
+def _judge_latency(budget: LatencyBudget, samples_ns: np.ndarray, alpha: float) -> BudgetVerdict:
+    n = int(samples_ns.size)
+    q_over = 1.0 - budget.percentile / 100.0  # largest tolerated fraction over budget
+    exceedances = int(np.count_nonzero(samples_ns > budget.ms * 1e6))
+    p_comply = stats.binom_cdf(exceedances, n, q_over)
+    p_violate = stats.binom_sf(exceedances, n, q_over)
+    if p_comply <= alpha:
+        outcome, p_value = Outcome.PASS, p_comply
+    elif p_violate <= alpha:
+        outcome, p_value = Outcome.FAIL, p_violate
+    else:
+        outcome, p_value = Outcome.UNDECIDED, min(p_comply, p_violate)
+    ordered = np.sort(samples_ns)
+    q = budget.percentile / 100.0
+    hi = stats.quantile_upper_bound_index(n, q, alpha)
+    lo = stats.quantile_lower_bound_index(n, q, alpha)
+    return BudgetVerdict(
+        budget=budget,
+        outcome=outcome,
+        n=n,
+        measured=stats.percentile(ordered, budget.percentile) / 1e6,
+        lower=None if lo is None else float(ordered[lo]) / 1e6,
+        upper=None if hi is None else float(ordered[hi]) / 1e6,
+        alpha=alpha,
+        p_value=p_value,
+        exceedances=exceedances,
+    )
+
+
+def _judge_throughput(
+    budget: ThroughputBudget, samples_ns: np.ndarray, alpha: float
+) -> BudgetVerdict:
+    n = int(samples_ns.size)
+    seconds = samples_ns.astype(np.float64) / 1e9
+    mean_s, lower_s, upper_s = stats.mean_bounds(seconds, alpha)
+
+    def rate(sec: float) -> float:
+        return budget.batch_size / sec if sec > 0 else math.inf
+
+    measured = rate(mean_s)
+    rate_lower = rate(upper_s) if math.isfinite(upper_s) else 0.0
+    rate_upper = rate(lower_s) if math.isfinite(lower_s) else math.inf
+    deadline_s = budget.batch_size / budget.min_per_s
+    if n >= budget.min_samples(alpha) and upper_s <= deadline_s:
+        outcome = Outcome.PASS
+    elif n >= budget.min_samples(alpha) and lower_s > deadline_s:
+        outcome = Outcome.FAIL
+    else:
+        outcome = Outcome.UNDECIDED
+    return BudgetVerdict(
+        budget=budget,
+        outcome=outcome,
+        n=n,
+        measured=measured,
+        lower=rate_lower,
+        upper=rate_upper,
+        alpha=alpha,
+        p_value=None,
+    )
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _fmt_pct(p: float) -> str:
+    return f"{p:g}"
+
+
+def _fmt_ms(ms: float) -> str:
+    if ms >= 100:
+        return f"{ms:.0f} ms"
+    if ms >= 1:
+        return f"{ms:.2f} ms"
+    return f"{ms * 1000:.1f} us"
+
+
+def _fmt_rate(r: float) -> str:
+    if r >= 100:
+        return f"{r:,.0f}"
+    return f"{r:.3g}"
