@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 import pytest
 
-from pytest_hwperf.hardware import thread_settings
 from pytest_hwperf.markers import TestSpec
-from pytest_hwperf.measure import (
-    DeviceError,
-    DeviceSync,
-    Measurement,
-    SamplingPolicy,
-    device_sync,
-    measure,
-)
 from pytest_hwperf.options import Settings
 from pytest_hwperf.state import MEASUREMENTS_KEY, SETTINGS_KEY, SPEC_KEY
+
+if TYPE_CHECKING:
+    from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
+
+# The measuring modules (numpy, threadpoolctl) are imported on the first measurement,
+# so that a test run that never measures pays nothing for them at start-up.
 
 __all__ = ["Hwperf", "hwperf"]
 
@@ -76,6 +72,8 @@ class Hwperf:
         return iter(list(self._sink))
 
     def _policy(self) -> SamplingPolicy:
+        from pytest_hwperf.measure import SamplingPolicy
+
         s = self._settings
         return SamplingPolicy(max_time_s=s.max_time_s, warmup_s=s.warmup_s, alpha=s.alpha, gc=s.gc)
 
@@ -110,16 +108,26 @@ class Hwperf:
     ) -> T:
         if not callable(fn):
             pytest.fail(f"hwperf(): the first argument must be callable, got {fn!r}", pytrace=False)
+        from pytest_hwperf.measure import DeviceError, device_sync
+
         label = self._name_for(fn, name)
         try:
             sync = device_sync(device if device is not None else self._default_device)
         except DeviceError as exc:
-            pytest.fail(f"hwperf(name={label!r}): {exc}", pytrace=False)
+            problem = str(exc)
+        else:
+            problem = None
+        if problem is not None:
+            # Outside the except block, so the failure is one line, not a chained pair.
+            pytest.fail(f"hwperf(name={label!r}): {problem}", pytrace=False)
 
         def target() -> T:
             return fn(*args, **kwargs)
 
         if self.enabled:
+            from pytest_hwperf.hardware import thread_settings
+            from pytest_hwperf.measure import measure
+
             result, measurement = measure(
                 target,
                 name=label,
@@ -142,6 +150,10 @@ class Hwperf:
         sync: DeviceSync,
     ) -> tuple[T, Measurement]:
         """Without --hwperf: one plain call, timed for information only."""
+        import numpy as np
+
+        from pytest_hwperf.measure import Measurement
+
         synchronize = sync.synchronize
         t0 = self._clock()
         result = target()

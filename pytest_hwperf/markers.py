@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pytest_hwperf.verdict import Budget, LatencyBudget, ThroughputBudget
+from pytest_hwperf.budgets import Budget, LatencyBudget, ThroughputBudget
 
 __all__ = [
     "MARKERS",
@@ -178,7 +178,14 @@ MARKERS: tuple[type[LatencyMarker] | type[ThroughputMarker], ...] = (
 def marker_help(marker: type[LatencyMarker] | type[ThroughputMarker]) -> str:
     """The `pytest --markers` line: signature and documentation, from the class itself."""
     doc = " ".join((marker.__doc__ or "").split())
-    return f"{marker.NAME}{marker.SIGNATURE}: {doc}".replace(" -> None", "")
+    plain = marker.SIGNATURE.replace(
+        parameters=[
+            p.replace(annotation=inspect.Parameter.empty)
+            for p in marker.SIGNATURE.parameters.values()
+        ],
+        return_annotation=inspect.Signature.empty,
+    )
+    return f"{marker.NAME}{plain}: {doc}"
 
 
 @dataclass(frozen=True)

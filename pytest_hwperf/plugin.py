@@ -13,7 +13,6 @@ import pytest
 from pytest_hwperf.fixtures import hwperf
 from pytest_hwperf.markers import MARKERS, MarkerError, marker_help, read_spec
 from pytest_hwperf.options import add_options, resolve_settings
-from pytest_hwperf.session import HwperfSession
 from pytest_hwperf.state import MARKER_ERROR_KEY, SETTINGS_KEY, SPEC_KEY
 
 __all__ = ["hwperf"]
@@ -32,6 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
     if settings.enabled:
+        from pytest_hwperf.session import HwperfSession
+
         config.pluginmanager.register(HwperfSession(config, settings), _SESSION_NAME)
 
 

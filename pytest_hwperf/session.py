@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from pytest_hwperf.budgets import Outcome
 from pytest_hwperf.hardware import software_versions
 from pytest_hwperf.markers import TestSpec
 from pytest_hwperf.options import Settings
 from pytest_hwperf.report import ReportError, build_document, summary_lines, write_document
 from pytest_hwperf.state import MEASUREMENTS_KEY, SPEC_KEY
-from pytest_hwperf.verdict import Outcome
 
 __all__ = ["REPORT_ATTR", "HwperfSession"]
 
@@ -103,7 +103,7 @@ class HwperfSession:
             record["breach"] = bool(_breaches(record, self.settings))
             prefix = f"hwperf[{record['name']}]"
             stats = record["stats"]
-            report.user_properties.extend(
+            figures: list[tuple[str, object]] = (
                 [
                     (f"{prefix}.device", record["device"]),
                     (f"{prefix}.n", stats["n"]),
@@ -115,6 +115,10 @@ class HwperfSession:
                     (f"{prefix}.outcome", record["outcome"] or "no budget"),
                 ]
             )
+            # The call report carries them for hooks and xdist; JUnit XML reads the
+            # teardown report, which copies item.user_properties.
+            report.user_properties.extend(figures)
+            item.user_properties.extend(figures)
         setattr(report, REPORT_ATTR, {"records": records, "breach": bool(reasons)})
         if records:
             report.sections.append(("hwperf", _section(records)))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from pytest_hwperf.markers import TestSpec
-from pytest_hwperf.measure.result import Measurement
-from pytest_hwperf.options import Settings
+if TYPE_CHECKING:
+    from pytest_hwperf.markers import TestSpec
+    from pytest_hwperf.measure.result import Measurement
+    from pytest_hwperf.options import Settings
 
 __all__ = ["MARKER_ERROR_KEY", "MEASUREMENTS_KEY", "SETTINGS_KEY", "SPEC_KEY"]
 
-SETTINGS_KEY = pytest.StashKey[Settings]()
-SPEC_KEY = pytest.StashKey[TestSpec]()
-MARKER_ERROR_KEY = pytest.StashKey[str]()
-MEASUREMENTS_KEY = pytest.StashKey[list[Measurement]]()
+SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
+SPEC_KEY: pytest.StashKey[TestSpec] = pytest.StashKey()
+MARKER_ERROR_KEY: pytest.StashKey[str] = pytest.StashKey()
+MEASUREMENTS_KEY: pytest.StashKey[list[Measurement]] = pytest.StashKey()

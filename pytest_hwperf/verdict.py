@@ -16,13 +16,20 @@ the mean at the same alpha. Nothing here knows about pytest.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from pytest_hwperf import stats
+from pytest_hwperf.budgets import (
+    Budget,
+    LatencyBudget,
+    Outcome,
+    ThroughputBudget,
+    fmt_ms,
+    fmt_rate,
+)
 
 __all__ = [
     "Budget",
@@ -32,66 +39,6 @@ __all__ = [
     "ThroughputBudget",
     "judge",
 ]
-
-
-class Outcome(str, enum.Enum):
-    """The verdict on one budget."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
-    UNDECIDED = "undecided"  # not yet: sampling goes on
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class LatencyBudget:
-    """The `percentile`-th percentile of per-call latency must be within `ms`."""
-
-    ms: float
-    percentile: float = 95.0
-
-    @property
-    def kind(self) -> str:
-        return "latency"
-
-    @property
-    def statistic(self) -> str:
-        return f"p{_fmt_pct(self.percentile)}"
-
-    def describe(self) -> str:
-        return f"{self.statistic} <= {_fmt_ms(self.ms)}"
-
-    def min_samples(self, alpha: float) -> int:
-        return stats.min_samples_for_compliance(self.percentile, alpha)
-
-
-@dataclass(frozen=True)
-class ThroughputBudget:
-    """Items per second (batch_size per call / mean time per call) must reach `min_per_s`."""
-
-    min_per_s: float
-    batch_size: int = 1
-
-    @property
-    def kind(self) -> str:
-        return "throughput"
-
-    @property
-    def statistic(self) -> str:
-        return "throughput"
-
-    def describe(self) -> str:
-        return f"throughput >= {_fmt_rate(self.min_per_s)}/s"
-
-    def min_samples(self, alpha: float) -> int:
-        # A Student-t bound needs a handful of calls before it means anything.
-        return 10
-
-
-Budget = LatencyBudget | ThroughputBudget
 
 
 @dataclass(frozen=True)
@@ -136,20 +83,20 @@ class BudgetVerdict:
         """One line: statistic, measured value with its bound, budget, n."""
         b = self.budget
         if isinstance(b, LatencyBudget):
-            value = f"{b.statistic} {_fmt_ms(self.measured)}"
+            value = f"{b.statistic} {fmt_ms(self.measured)}"
             if self.outcome is Outcome.FAIL and self.lower is not None:
-                value += f" (>= {_fmt_ms(self.lower)} at {self.confidence_pct}% confidence)"
+                value += f" (>= {fmt_ms(self.lower)} at {self.confidence_pct}% confidence)"
             elif self.upper is not None:
-                value += f" (<= {_fmt_ms(self.upper)} at {self.confidence_pct}% confidence)"
-            budget = f"budget {_fmt_ms(b.ms)}"
+                value += f" (<= {fmt_ms(self.upper)} at {self.confidence_pct}% confidence)"
+            budget = f"budget {fmt_ms(b.ms)}"
             counts = f"{self.exceedances}/{self.n} calls over budget"
         else:
-            value = f"throughput {_fmt_rate(self.measured)}/s"
+            value = f"throughput {fmt_rate(self.measured)}/s"
             bound = self.upper if self.outcome is Outcome.FAIL else self.lower
-            if bound is not None and math.isfinite(bound):
+            if bound is not None and math.isfinite(bound) and bound > 0:
                 word = "<=" if self.outcome is Outcome.FAIL else ">="
-                value += f" ({word} {_fmt_rate(bound)}/s at {self.confidence_pct}% confidence)"
-            budget = f"budget {_fmt_rate(b.min_per_s)}/s"
+                value += f" ({word} {fmt_rate(bound)}/s at {self.confidence_pct}% confidence)"
+            budget = f"budget {fmt_rate(b.min_per_s)}/s"
             counts = f"n={self.n}"
         relation = {
             Outcome.PASS: "within",
@@ -173,7 +120,7 @@ class BudgetVerdict:
             record.update(
                 min_per_s=b.min_per_s,
                 batch_size=b.batch_size,
-                measured_per_s=self.measured,
+                measured_per_s=_finite_or_none(self.measured),
                 lower_per_s=_finite_or_none(self.lower),
                 upper_per_s=_finite_or_none(self.upper),
             )
@@ -253,21 +200,3 @@ def _judge_throughput(
 
 def _finite_or_none(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
-
-
-def _fmt_pct(p: float) -> str:
-    return f"{p:g}"
-
-
-def _fmt_ms(ms: float) -> str:
-    if ms >= 100:
-        return f"{ms:.0f} ms"
-    if ms >= 1:
-        return f"{ms:.2f} ms"
-    return f"{ms * 1000:.1f} us"
-
-
-def _fmt_rate(r: float) -> str:
-    if r >= 100:
-        return f"{r:,.0f}"
-    return f"{r:.3g}"

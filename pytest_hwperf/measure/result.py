@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -65,7 +66,10 @@ class Statistics:
             "p50_ms": self.p50_ms,
             "p95_ms": self.p95_ms,
             "p99_ms": self.p99_ms,
-            "throughput_per_s": self.throughput_per_s,
+            # A target faster than the clock's resolution has no finite rate.
+            "throughput_per_s": (
+                self.throughput_per_s if math.isfinite(self.throughput_per_s) else None
+            ),
         }
 
 
@@ -104,6 +108,7 @@ class Measurement:
     stop_reason: str
     alpha: float
     looks: int
+    sampling_ns: int = 0  # wall time of the sampling phase (warm-up excluded)
     verdicts: list[BudgetVerdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     threads: dict[str, object] = field(default_factory=dict)
@@ -165,6 +170,7 @@ class Measurement:
                 "stop_reason": self.stop_reason,
                 "alpha": self.alpha,
                 "looks": self.looks,
+                "sampling_ms": self.sampling_ns / 1e6,
             },
             "notes": list(self.notes),
             "threads": dict(self.threads),

@@ -126,6 +126,7 @@ def measure(
 
     Returns the target's last result and the measurement.
     """
+    budgets = tuple(dict.fromkeys(budgets))  # a budget given twice is judged once
     synchronize = sync.synchronize
     gc_was_enabled = gc.isenabled()
     gc.collect()
@@ -155,6 +156,7 @@ def measure(
     gc.collect()
     if policy.gc == "disable":
         gc.disable()
+    sampling_start = clock()
     try:
         result, samples, stop_reason, decided, looks_taken = _sample(
             target, synchronize, clock, budgets, policy, plan, result
@@ -162,6 +164,7 @@ def measure(
     finally:
         if gc_was_enabled:
             gc.enable()
+    sampling_ns = clock() - sampling_start
 
     block = plan.block_size
     method = "perf_counter_ns" if block == 1 else f"perf_counter_ns/block-of-{block}"
@@ -196,6 +199,7 @@ def measure(
         stop_reason=stop_reason,
         alpha=policy.alpha,
         looks=looks_taken,
+        sampling_ns=sampling_ns,
         verdicts=verdicts,
         notes=notes,
     )
@@ -223,6 +227,10 @@ def _sample(
     stop_reason = "max-time"
     while True:
         next_look = looks.pop(0) if looks else policy.max_samples
+        if not budgets and len(samples) < policy.target_samples:
+            # Without budgets the only stop short of the time limit is target_samples:
+            # end a chunk there, or one past the last look would run to the deadline.
+            next_look = min(next_look, policy.target_samples)
         t1 = start
         # The hot loops: kept minimal so the loop adds well under 1 us per sample
         # (benchmarks/overhead.py measures it).
