@@ -111,12 +111,11 @@ class Hwperf:
         from pytest_hwperf.measure import DeviceError, device_sync
 
         label = self._name_for(fn, name)
+        problem: str | None = None
         try:
             sync = device_sync(device if device is not None else self._default_device)
         except DeviceError as exc:
             problem = str(exc)
-        else:
-            problem = None
         if problem is not None:
             # Outside the except block, so the failure is one line, not a chained pair.
             pytest.fail(f"hwperf(name={label!r}): {problem}", pytrace=False)

@@ -103,18 +103,16 @@ class HwperfSession:
             record["breach"] = bool(_breaches(record, self.settings))
             prefix = f"hwperf[{record['name']}]"
             stats = record["stats"]
-            figures: list[tuple[str, object]] = (
-                [
-                    (f"{prefix}.device", record["device"]),
-                    (f"{prefix}.n", stats["n"]),
-                    (f"{prefix}.mean_ms", round(stats["mean_ms"], 6)),
-                    (
-                        f"{prefix}.p95_ms",
-                        None if stats["p95_ms"] is None else round(stats["p95_ms"], 6),
-                    ),
-                    (f"{prefix}.outcome", record["outcome"] or "no budget"),
-                ]
-            )
+            figures: list[tuple[str, object]] = [
+                (f"{prefix}.device", record["device"]),
+                (f"{prefix}.n", stats["n"]),
+                (f"{prefix}.mean_ms", round(stats["mean_ms"], 6)),
+                (
+                    f"{prefix}.p95_ms",
+                    None if stats["p95_ms"] is None else round(stats["p95_ms"], 6),
+                ),
+                (f"{prefix}.outcome", record["outcome"] or "no budget"),
+            ]
             # The call report carries them for hooks and xdist; JUnit XML reads the
             # teardown report, which copies item.user_properties.
             report.user_properties.extend(figures)

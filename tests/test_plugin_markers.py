@@ -149,7 +149,6 @@ def test_markers_are_documented_with_their_signatures(pytester: pytest.Pytester)
     )
 
 
-
 def test_strict_markers_accepts_both_markers(pytester: pytest.Pytester):
     """The markers are registered: --strict-markers does not reject them."""
     pytester.makepyfile(
