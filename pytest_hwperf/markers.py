@@ -99,7 +99,12 @@ def _bind(
 
 
 def _signature(fn: Callable[..., object]) -> inspect.Signature:
-    return inspect.signature(fn)
+    """The signature without annotations, as users write and read it: latency(ms, *, ...)."""
+    sig = inspect.signature(fn)
+    return sig.replace(
+        parameters=[p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()],
+        return_annotation=inspect.Signature.empty,
+    )
 
 
 def _latency_signature(
@@ -178,14 +183,7 @@ MARKERS: tuple[type[LatencyMarker] | type[ThroughputMarker], ...] = (
 def marker_help(marker: type[LatencyMarker] | type[ThroughputMarker]) -> str:
     """The `pytest --markers` line: signature and documentation, from the class itself."""
     doc = " ".join((marker.__doc__ or "").split())
-    plain = marker.SIGNATURE.replace(
-        parameters=[
-            p.replace(annotation=inspect.Parameter.empty)
-            for p in marker.SIGNATURE.parameters.values()
-        ],
-        return_annotation=inspect.Signature.empty,
-    )
-    return f"{marker.NAME}{plain}: {doc}"
+    return f"{marker.NAME}{marker.SIGNATURE}: {doc}"
 
 
 @dataclass(frozen=True)

@@ -199,9 +199,13 @@ def _resolve(config: pytest.Config, option: Option[T]) -> tuple[T, str]:
         where = f"ini option {option.ini}" + (f" in {inipath}" if inipath else "")
         raw = ini_value if isinstance(ini_value, str) else str(ini_value)
     try:
-        return option.parse(raw), where
+        value = option.parse(raw)
     except ValueError as exc:
         raise pytest.UsageError(f"{where}: invalid value {raw!r}: {exc}") from None
+    if isinstance(value, Path) and cli_value is None and config.inipath and not value.is_absolute():
+        # A path in the ini file is relative to that file, wherever pytest is started.
+        value = cast(T, config.inipath.parent / value)
+    return value, where
 
 
 def resolve_settings(config: pytest.Config) -> Settings:

@@ -14,6 +14,7 @@ from pytest_hwperf.fixtures import hwperf
 from pytest_hwperf.markers import MARKERS, MarkerError, marker_help, read_spec
 from pytest_hwperf.options import add_options, resolve_settings
 from pytest_hwperf.state import MARKER_ERROR_KEY, SETTINGS_KEY, SPEC_KEY
+from pytest_hwperf.warnings import HwperfWarning
 
 __all__ = ["hwperf"]
 
@@ -30,6 +31,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker_help(marker))
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
+    if not settings.enabled and settings.json_path is not None:
+        config.issue_config_time_warning(
+            HwperfWarning(
+                f"--hwperf-json={settings.json_path} is ignored without --hwperf:"
+                " nothing is measured, so no report is written"
+            ),
+            stacklevel=2,
+        )
     if settings.enabled:
         from pytest_hwperf.session import HwperfSession
 

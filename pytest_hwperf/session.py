@@ -93,6 +93,9 @@ class HwperfSession:
             record["test_id"] = item.nodeid
             records.append(record)
         reasons = [line for r in records for line in _breaches(r, self.settings)]
+        # PERF (the status letter) marks a test that passed and failed only its budgets;
+        # a test that failed on its own keeps its failure, with the figures attached.
+        perf_breach = bool(reasons) and report.passed
         if spec.budgets and not measurements and report.passed:
             budgets = ", ".join(b.describe() for b in spec.budgets)
             reasons.append(
@@ -117,7 +120,7 @@ class HwperfSession:
             # teardown report, which copies item.user_properties.
             report.user_properties.extend(figures)
             item.user_properties.extend(figures)
-        setattr(report, REPORT_ATTR, {"records": records, "breach": bool(reasons)})
+        setattr(report, REPORT_ATTR, {"records": records, "breach": perf_breach})
         if records:
             report.sections.append(("hwperf", _section(records)))
         if reasons and report.passed:

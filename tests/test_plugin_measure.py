@@ -591,3 +591,32 @@ def test_unknown_device_failure_is_one_line(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(
         ["_* test_unknown_device _*", DEVICE_LINE, "[_=-]*"], consecutive=True
     )
+
+
+def test_json_without_hwperf_warns_that_nothing_is_written(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest("--hwperf-json=out.json", "-W", "default")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["*HwperfWarning: --hwperf-json=out.json is ignored without --hwperf*"]
+    )
+    assert not (pytester.path / "out.json").exists()
+
+
+def test_own_failure_is_not_marked_perf(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        """
+        import time, pytest
+
+        @pytest.mark.latency(ms=5)
+        def test_slow_and_wrong(hwperf):
+            hwperf(time.sleep, 0.02)
+            assert False, "wrong answer"
+        """
+    )
+    result = pytester.runpytest("--hwperf", *QUICK, "-rf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_own_failure_is_not_marked_perf.py F*", "FAILED *test_slow_and_wrong*"]
+    )
+    result.stdout.no_fnmatch_line("PERF *")

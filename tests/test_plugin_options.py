@@ -188,7 +188,19 @@ def test_json_option_from_ini_and_command_line(pytester: pytest.Pytester, where)
     document = load(pytester.path / written)
     assert document["schema_version"] == 1
     assert [m["test_id"] for m in document["measurements"]] == ["test_tiny.py::test_tiny"]
-    result.stdout.fnmatch_lines([f"hwperf: JSON report written to {written}"])
+    result.stdout.fnmatch_lines([f"hwperf: JSON report written to *{written}"])
+
+
+def test_relative_json_path_in_ini_is_relative_to_the_ini_file(pytester: pytest.Pytester):
+    pytester.makepyfile(test_tiny=TINY_TEST)
+    ini(pytester, hwperf_json="out/report.json")
+    sub = pytester.mkdir("elsewhere")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(sub)
+        result = pytester.runpytest("--hwperf", *QUICK, str(pytester.path))
+    assert result.ret == pytest.ExitCode.OK, output_of(result)
+    assert (pytester.path / "out" / "report.json").exists()
+    assert not (sub / "out").exists()
 
 
 @pytest.mark.parametrize(

@@ -131,16 +131,17 @@ def test_fast_target_passes_at_the_first_look_that_can_show_it(pct):
     _, m, _ = run(lazy_then(1 * MS), [LatencyBudget(50.0, pct)])
     assert m.stop_reason == "decided"
     assert m.outcome is Outcome.PASS
-    # 5 s at 1 ms per call: 5000 samples; looks 8..4096 (10), alpha per look 0.01 / 11.
-    looks = looks_for(5000)
-    assert len(looks) == 10
+    # Looks are scheduled 8, 16, ... up to the sample cap (1e6): 17 looks plus the final
+    # one, so each look tests at 0.01 / 18.
+    looks = looks_for(SamplingPolicy().max_samples)
+    assert len(looks) == 17
     needed = min_n_zero_exceedances(pct, 0.01 / (len(looks) + 1))
     first_look_enough = next(n for n in looks if n >= needed)
     assert m.n == first_look_enough
     if pct == 99:
         assert m.n >= 459  # never fewer than the single-look minimum for p99 at 0.01
     assert m.verdicts[0].exceedances == 0
-    assert m.verdicts[0].alpha == pytest.approx(0.01 / 11)
+    assert m.verdicts[0].alpha == pytest.approx(0.01 / 18)
 
 
 def test_budget_at_the_tolerated_fraction_is_inconclusive_at_max_time():
@@ -160,10 +161,10 @@ def test_budget_at_the_tolerated_fraction_is_inconclusive_at_max_time():
 
 
 def test_plan_note_when_time_allowed_cannot_show_compliance():
-    # 20 ms per call, 1 s: 50 samples; looks 8, 16, 32 -> alpha per look 0.01 / 4.
-    # p99 needs the smallest n with 0.99^n <= 0.0025, far more than 50.
+    # 20 ms per call, 1 s: 50 samples; 18 looks -> alpha per look 0.01 / 18.
+    # p99 needs the smallest n with 0.99^n <= 0.01 / 18, far more than 50.
     _, m, _ = run(itertools.repeat(20 * MS), [LatencyBudget(50.0, 99)], max_time_s=1.0)
-    required = min_n_zero_exceedances(99, 0.01 / 4)
+    required = min_n_zero_exceedances(99, 0.01 / 18)
     assert required > 50
     plan_notes = [n for n in m.notes if "need at least" in n]
     assert len(plan_notes) == 1
@@ -393,7 +394,9 @@ def test_plan_looks_and_alpha_per_look():
     plan = plan_samples(1 * MS, [LatencyBudget(10.0, 99)], policy)
     assert plan.block_size == 1
     assert plan.max_samples == 5000
-    assert plan.looks == (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+    # Looks up to the sample cap, whatever the time allows: a wrong warm-up estimate
+    # must not leave sampling without looks.
+    assert plan.looks == tuple(looks_for(policy.max_samples))
     assert plan.alpha_per_look == pytest.approx(0.01 / (len(plan.looks) + 1))
     assert plan.required_samples == min_n_zero_exceedances(99, plan.alpha_per_look)
     assert plan.notes == ()
@@ -408,7 +411,7 @@ def test_plan_looks_schedule(per_call_ns, max_time_s, first_look):
     plan = plan_samples(per_call_ns, [], policy)
     affordable = max(1, int(max_time_s * S // per_call_ns))
     assert plan.max_samples == affordable
-    assert list(plan.looks) == looks_for(affordable, first_look)
+    assert list(plan.looks) == looks_for(policy.max_samples, first_look)
     assert all(b == 2 * a for a, b in itertools.pairwise(plan.looks))
     assert plan.alpha_per_look == pytest.approx(0.05 / (len(plan.looks) + 1))
     assert plan.required_samples == 0

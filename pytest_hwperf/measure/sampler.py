@@ -80,9 +80,14 @@ def plan_samples(per_call_ns: float, budgets: Sequence[Budget], policy: Sampling
     per_sample_ns = per_call_ns * block
     affordable = int(policy.max_time_s * 1e9 // per_sample_ns)
     max_samples = max(1, min(policy.max_samples, affordable))
+    # The looks are scheduled up to the sample cap, not up to what the warm-up estimate
+    # says the time allows: an estimate taken during a stall (or before one) would
+    # otherwise leave sampling without looks, or stop it short of a decision. Looks
+    # past the deadline are never taken; they only make each look's alpha a little
+    # stricter (18 looks at the default cap: p99 at alpha 0.01 needs 745 calls, not 459).
     looks: list[int] = []
     point = policy.first_look
-    while point < max_samples:
+    while point < policy.max_samples:
         looks.append(point)
         point *= 2
     alpha_per_look = policy.alpha / (len(looks) + 1)
@@ -180,10 +185,17 @@ def measure(
     elif stop_reason in ("max-time", "max-samples") and any(
         v.outcome is Outcome.INCONCLUSIVE for v in verdicts
     ):
-        notes.append(
-            f"no decision within {policy.max_time_s:g} s ({samples.size} samples): the"
-            " budget sits too close to the measured percentile for this many samples"
-        )
+        if samples.size < plan.required_samples:
+            notes.append(
+                f"no decision within {policy.max_time_s:g} s: {samples.size} samples, fewer"
+                f" than the {plan.required_samples} a pass needs at alpha"
+                f" {plan.alpha_per_look:.2g} per look; raise --hwperf-max-time"
+            )
+        else:
+            notes.append(
+                f"no decision within {policy.max_time_s:g} s ({samples.size} samples): the"
+                " budget sits too close to the measured percentile for this many samples"
+            )
     measurement = Measurement(
         name=name,
         device=sync.device,

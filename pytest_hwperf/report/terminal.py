@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_hwperf.budgets import fmt_rate
+
 __all__ = ["summary_lines"]
 
 _HEADERS = ("test", "name", "device", "n", "p50", "p95", "p99", "budget", "verdict")
@@ -26,7 +28,7 @@ def _budget_text(record: Mapping[str, Any]) -> str:
         if budget.get("kind") == "latency":
             parts.append(f"p{budget['percentile']:g}<={_ms(budget['budget_ms'])}")
         elif budget.get("kind") == "throughput":
-            parts.append(f">={budget['min_per_s']:g}/s")
+            parts.append(f">={fmt_rate(budget['min_per_s'])}/s")
     return ",".join(parts) or "-"
 
 
