@@ -1,0 +1,76 @@
+"""The whole machine in one value: CPU, memory, GPUs, threads, software and host name.
+
+Each part has its own detector; this module only gathers them, so that the fingerprint,
+the pytest header, the reports and ``hwperf info`` describe the same detection instead
+of each asking the machine again (GPU detection can cost a torch import in a child
+process, seconds).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from pytest_hwperf.hardware.cpu import CpuInfo, detect_cpu
+from pytest_hwperf.hardware.gpu import GpuReport, detect_gpus
+from pytest_hwperf.hardware.memory import MemoryInfo, detect_memory
+from pytest_hwperf.hardware.threads import thread_settings
+from pytest_hwperf.hardware.versions import software_versions
+
+__all__ = ["Machine", "detect_machine"]
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Everything detected about this machine and process, at one moment.
+
+    ``threads`` is :func:`~pytest_hwperf.hardware.threads.thread_settings` (torch threads
+    appear only when torch was already imported); ``software`` is
+    :func:`~pytest_hwperf.hardware.versions.software_versions`, copied so that a caller
+    changing it cannot change the cached original.
+    """
+
+    cpu: CpuInfo
+    memory: MemoryInfo
+    gpus: GpuReport
+    threads: dict[str, object]
+    software: dict[str, str | None]
+    hostname: str
+
+    def to_record(self) -> dict[str, object]:
+        """A JSON-ready dict for reports and ``hwperf info --json``."""
+        return {
+            "hostname": self.hostname,
+            "cpu": self.cpu.to_record(),
+            "memory": self.memory.to_record(),
+            "gpus": self.gpus.to_record(),
+            "threads": self.threads,
+            "software": dict(self.software),
+        }
+
+
+def _hostname() -> str:
+    try:
+        return socket.gethostname()
+    except OSError:  # a sandbox without uname; the name is only ever informative
+        return "unknown"
+
+
+def detect_machine(
+    *, affinity: tuple[int, ...] | None = None, torch_fallback: bool = True
+) -> Machine:
+    """Detect every part of the machine; never raises for a machine that lacks something.
+
+    ``affinity``: the CPU set read early by :func:`~pytest_hwperf.hardware.cpu.read_affinity`
+    (before torch's OpenMP runtime can pin the main thread); None reads it now.
+    ``torch_fallback``: whether GPU detection may ask torch in a child process when NVML
+    cannot answer (seconds; pass False where the GPU facts from torch are not needed).
+    """
+    return Machine(
+        cpu=detect_cpu(affinity=affinity),
+        memory=detect_memory(),
+        gpus=detect_gpus(torch_fallback=torch_fallback),
+        threads=thread_settings(),
+        software=dict(software_versions()),
+        hostname=_hostname(),
+    )
