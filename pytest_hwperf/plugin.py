@@ -8,6 +8,8 @@ registered and judges, reports and writes.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pytest_hwperf.fixtures import hwperf
@@ -66,3 +68,17 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     error = item.stash.get(MARKER_ERROR_KEY, None)
     if error is not None:
         pytest.fail(error, pytrace=False)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`pytest -n auto` starts one worker per usable core: the affinity set capped by the
+    container's CPU quota. pytest-xdist's own rule counts the host's cores (psutil), which
+    oversubscribes pinned or quota-limited runners (pytest-xdist #1012). Its
+    PYTEST_XDIST_AUTO_NUM_WORKERS variable still wins."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    from pytest_hwperf.hardware.cpu import read_affinity, read_cpu_quota, usable_cores
+
+    cores, _source = usable_cores(len(read_affinity()), read_cpu_quota())
+    return cores
