@@ -574,6 +574,8 @@ def test_match_by_uuid():
 def _fake_probe(monkeypatch, code: str) -> None:
     monkeypatch.setattr(gpu_module, "_torch_installed", lambda: True)
     monkeypatch.setattr(gpu_module, "_TORCH_PROBE", textwrap.dedent(code))
+    # The fake probe stands for a CUDA build: skip the CPU-only shortcut.
+    monkeypatch.setattr(gpu_module, "_cpu_only_torch", lambda: None)
 
 
 def test_probe_devices_are_read(monkeypatch):
@@ -640,12 +642,40 @@ def test_torch_probe_on_a_cpu_build():
     if torch.version.cuda is not None:
         pytest.skip(f"torch {torch.__version__} is a CUDA build; this checks a CPU-only one")
     report = detect_gpus(import_nvml=_no_pynvml, environ={}, timeout_s=90)
+    assert report.gpus == ()
+    assert report.reason == (
+        f"nvidia-ml-py is not installed (no module pynvml); "
+        f"torch {torch.__version__} is a CPU-only build"
+    )
+
+
+def test_torch_probe_subprocess_on_a_cpu_build(monkeypatch):
+    torch = pytest.importorskip("torch", reason="the torch fallback needs torch installed")
+    if torch.version.cuda is not None:
+        pytest.skip(f"torch {torch.__version__} is a CUDA build; this checks a CPU-only one")
+    monkeypatch.setattr(gpu_module, "_cpu_only_torch", lambda: None)  # force the real probe
+    report = detect_gpus(import_nvml=_no_pynvml, environ={}, timeout_s=90)
     assert report.source == "torch (subprocess)"
     assert report.gpus == ()
     assert report.reason == (
         f"nvidia-ml-py is not installed (no module pynvml); "
         f"torch {torch.__version__} is a CPU-only build"
     )
+
+
+def test_cpu_only_torch_is_known_without_a_probe(monkeypatch):
+    torch = pytest.importorskip("torch", reason="needs torch installed")
+    if torch.version.cuda is not None or torch.version.hip is not None:
+        pytest.skip(f"torch {torch.__version__} is a GPU build; this checks a CPU-only one")
+    assert gpu_module._cpu_only_torch() == torch.__version__
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the child probe ran for a CPU-only torch")
+
+    monkeypatch.setattr(gpu_module.subprocess, "run", no_probe)
+    report = detect_gpus(import_nvml=_no_pynvml, environ={})
+    assert report.gpus == ()
+    assert "CPU-only build" in (report.reason or "")
 
 
 # -- this machine -----------------------------------------------------------------------

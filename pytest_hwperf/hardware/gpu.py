@@ -21,6 +21,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from importlib import metadata
 from types import ModuleType
 from typing import Any
 
@@ -499,10 +500,35 @@ def _torch_installed() -> bool:
         return False
 
 
+def _cpu_only_torch() -> str | None:
+    """The installed torch's version when it is a CPU-only build (known without a probe).
+
+    A loaded torch says so itself (no CUDA and no ROCm version); otherwise the wheel's
+    local version tag ("2.13.0+cpu") does. Either spares the seconds of a child probe.
+    """
+    torch = sys.modules.get("torch")
+    version_info = getattr(torch, "version", None)
+    if version_info is not None:
+        if (
+            getattr(version_info, "cuda", None) is None
+            and getattr(version_info, "hip", None) is None
+        ):
+            return str(getattr(torch, "__version__", "?"))
+        return None
+    try:
+        installed = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+    return installed if installed.endswith("+cpu") else None
+
+
 def _from_torch(environ: Mapping[str, str], timeout_s: float) -> GpuReport | str:
     """The report from torch in a child process, or why it could not give one."""
     if not _torch_installed():
         return "torch is not installed"
+    cpu_only = _cpu_only_torch()
+    if cpu_only is not None:
+        return f"torch {cpu_only} is a CPU-only build"
     try:
         done = subprocess.run(
             [sys.executable, "-c", _TORCH_PROBE],
