@@ -4,8 +4,6 @@ machine as the plugin sees it."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 import warnings
@@ -39,28 +37,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 # -- info -------------------------------------------------------------------------------
-
-# Imported by `hwperf info` so that their thread pools (and torch's thread counts) are
-# seen: threadpoolctl finds only loaded libraries. The CLI is its own process, so the
-# imports cost no test run anything.
-_LIBRARIES = ("numpy", "torch")
-
-
-def _load_libraries() -> dict[str, str]:
-    """Import each library; name -> "loaded", "not installed" or why the import failed."""
-    status: dict[str, str] = {}
-    for name in _LIBRARIES:
-        try:
-            if importlib.util.find_spec(name) is None:
-                status[name] = "not installed"
-                continue
-            importlib.import_module(name)
-        except Exception as exc:  # a broken install (missing .so, bad wheel) is a fact
-            status[name] = f"import failed: {type(exc).__name__}: {exc}"
-        else:
-            status[name] = "loaded"
-    return status
-
 
 _SMALL_REQUESTS_WHY = (
     "small requests gain little from intra-op threads; one single-threaded worker per "
@@ -256,13 +232,13 @@ def _info(args: argparse.Namespace) -> int:
     try:
         from pytest_hwperf.hardware.cpu import read_affinity
         from pytest_hwperf.hardware.fingerprint import fingerprint
-        from pytest_hwperf.hardware.machine import detect_machine
+        from pytest_hwperf.hardware.machine import detect_machine, load_measured_libraries
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             # Before torch loads: its OpenMP runtime may pin this thread to one CPU.
             affinity = read_affinity()
-            libraries = _load_libraries()
+            libraries = load_measured_libraries()
             machine = detect_machine(affinity=affinity)
             found = fingerprint(machine)
         notes = [str(w.message) for w in caught]

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 
+from pytest_hwperf.context import HardwareContext
 from pytest_hwperf.markers import TestSpec
+from pytest_hwperf.models import ModelError, PreparedModel, prepare_model
 from pytest_hwperf.options import Settings
-from pytest_hwperf.state import MEASUREMENTS_KEY, SETTINGS_KEY, SPEC_KEY
+from pytest_hwperf.state import (
+    CONTEXT_KEY,
+    DEVICE_KEY,
+    MEASUREMENTS_KEY,
+    MODELS_KEY,
+    SETTINGS_KEY,
+    SPEC_KEY,
+)
 
 if TYPE_CHECKING:
+    from pytest_hwperf.hardware.cpu import CpuInfo
+    from pytest_hwperf.hardware.fingerprint import Fingerprint
+    from pytest_hwperf.hardware.gpu import GpuReport
+    from pytest_hwperf.hardware.machine import Machine
+    from pytest_hwperf.hardware.memory import MemoryInfo
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
 
 # The measuring modules (numpy, threadpoolctl) are imported on the first measurement,
 # so that a test run that never measures pays nothing for them at start-up.
 
-__all__ = ["Hwperf", "hwperf"]
+__all__ = ["HardwareInfo", "Hwperf", "device", "hwinfo", "hwperf", "hwperf_model"]
 
 T = TypeVar("T")
 
@@ -43,7 +57,7 @@ class Hwperf:
         spec: TestSpec,
         sink: list[Measurement],
         *,
-        default_device: str | None = None,
+        default_device: Callable[[], str | None] = lambda: None,
         clock: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
         self._settings = settings
@@ -76,6 +90,15 @@ class Hwperf:
 
         s = self._settings
         return SamplingPolicy(max_time_s=s.max_time_s, warmup_s=s.warmup_s, alpha=s.alpha, gc=s.gc)
+
+    def _device_for(self, fn: Callable[..., object], device: object | None) -> object | None:
+        """The device to synchronise: the explicit `device=`, else the prepared model's,
+        else the test's `device` fixture value, else none (the CPU)."""
+        if device is not None:
+            return device
+        if isinstance(fn, PreparedModel):
+            return fn.device
+        return self._default_device()
 
     def _name_for(self, fn: Callable[..., object], name: str | None) -> str:
         if name is not None:
@@ -113,7 +136,7 @@ class Hwperf:
         label = self._name_for(fn, name)
         problem: str | None = None
         try:
-            sync = device_sync(device if device is not None else self._default_device)
+            sync = device_sync(self._device_for(fn, device))
         except DeviceError as exc:
             problem = str(exc)
         if problem is not None:
@@ -138,6 +161,8 @@ class Hwperf:
             measurement.threads = thread_settings()
         else:
             result, measurement = self._call_once(target, label, sync)
+        if isinstance(fn, PreparedModel):
+            measurement.model = fn.info()
         self.results[label] = measurement
         self._sink.append(measurement)
         return result
@@ -186,4 +211,97 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
     node = request.node
     spec = node.stash.get(SPEC_KEY, TestSpec())
     sink = node.stash.setdefault(MEASUREMENTS_KEY, [])
-    return Hwperf(settings, spec, sink)
+    # Read at each call: the `device` fixture may be set up after this one.
+    return Hwperf(settings, spec, sink, default_device=lambda: node.stash.get(DEVICE_KEY, None))
+
+
+def _context(config: pytest.Config) -> HardwareContext:
+    context = config.stash.get(CONTEXT_KEY, None)
+    if context is None:  # the plugin's configure did not run (used as a library)
+        context = config.stash[CONTEXT_KEY] = HardwareContext(None)
+    return context
+
+
+def skip_or_fail(config: pytest.Config, reason: str) -> NoReturn:
+    """Skip for a missing device or hardware; fail under --hwperf-strict-hardware."""
+    settings = config.stash.get(SETTINGS_KEY, Settings())
+    if settings.strict_hardware:
+        pytest.fail(f"{reason} (--hwperf-strict-hardware)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> str:
+    """A device string ("cpu", "cuda:0", "mps"), parametrized over --hwperf-devices
+    (default: every device present). hwperf measurements in the test synchronise it."""
+    name = str(getattr(request, "param", "cpu"))
+    reason = _context(request.config).device_unavailable(name)
+    if reason is not None:
+        skip_or_fail(request.config, f"device {name}: {reason}")
+    request.node.stash[DEVICE_KEY] = name
+    return name
+
+
+@pytest.fixture
+def hwperf_model(request: pytest.FixtureRequest) -> Callable[..., PreparedModel]:
+    """`hwperf_model(model, device, dtype=None)`: a torch module in eval mode, on `device`,
+    called under inference mode (plain callables are accepted for the CPU); its size is
+    recorded in the reports."""
+    node = request.node
+
+    def prepare(model: object, device: str = "cpu", dtype: object = None) -> PreparedModel:
+        from pytest_hwperf.measure.device import DeviceError, normalize_device
+
+        problem: str | None = None
+        try:
+            prepared = prepare_model(model, normalize_device(device), dtype)
+        except (ModelError, DeviceError) as exc:
+            problem = str(exc)
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+        node.stash.setdefault(MODELS_KEY, []).append(prepared.info())
+        return prepared
+
+    return prepare
+
+
+@pytest.fixture(scope="session")
+def hwinfo(pytestconfig: pytest.Config) -> HardwareInfo:
+    """The detected hardware: `cpu`, `memory`, `gpus`, `usable_cores`, `fingerprint`."""
+    return HardwareInfo(_context(pytestconfig))
+
+
+class HardwareInfo:
+    """What the `hwinfo` fixture gives: the machine as this session detected it."""
+
+    def __init__(self, context: HardwareContext) -> None:
+        self._context = context
+
+    @property
+    def machine(self) -> Machine:
+        return self._context.machine
+
+    @property
+    def cpu(self) -> CpuInfo:
+        return self.machine.cpu
+
+    @property
+    def memory(self) -> MemoryInfo:
+        return self.machine.memory
+
+    @property
+    def gpus(self) -> GpuReport:
+        return self._context.gpus
+
+    @property
+    def usable_cores(self) -> int:
+        return self.machine.cpu.usable_cores
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return self._context.fingerprint
+
+    def to_record(self) -> dict[str, object]:
+        record = self.machine.to_record()
+        record["fingerprint"] = self.fingerprint.to_record()
+        return record

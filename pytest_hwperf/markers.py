@@ -18,9 +18,11 @@ from typing import Any, ClassVar
 import pytest
 
 from pytest_hwperf.budgets import Budget, LatencyBudget, ThroughputBudget
+from pytest_hwperf.hardware.requirements import HardwareRequirements
 
 __all__ = [
     "MARKERS",
+    "HardwareMarker",
     "LatencyMarker",
     "MarkerError",
     "TestSpec",
@@ -174,13 +176,106 @@ class ThroughputMarker:
         return ThroughputBudget(self.min_per_s, self.batch_size)
 
 
-MARKERS: tuple[type[LatencyMarker] | type[ThroughputMarker], ...] = (
-    LatencyMarker,
-    ThroughputMarker,
-)
+def _hardware_signature(
+    *,
+    gpu: bool = False,
+    min_gpus: int = 0,
+    min_cores: int | None = None,
+    min_memory_gb: float | None = None,
+    gpu_name: str | None = None,
+    min_gpu_memory_gb: float | None = None,
+    min_compute_capability: float | str | tuple[int, int] | None = None,
+) -> None: ...
 
 
-def marker_help(marker: type[LatencyMarker] | type[ThroughputMarker]) -> str:
+def _count(marker: str, arg: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise MarkerError(
+            f"@pytest.mark.{marker}: argument '{arg}' must be an integer >= {minimum},"
+            f" got {value!r}"
+        )
+    return int(value)
+
+
+def _compute_capability(marker: str, value: object) -> tuple[int, int] | None:
+    """8.6, "8.6" and (8, 6) all mean compute capability 8.6."""
+    if value is None:
+        return None
+    what = 'a compute capability such as 8.0, "8.6" or (9, 0)'
+    error = MarkerError(
+        f"@pytest.mark.{marker}: argument 'min_compute_capability' must be {what}, got {value!r}"
+    )
+    if isinstance(value, tuple):
+        parts: tuple[object, ...] = value
+        if len(parts) != 2 or not all(type(v) is int and v >= 0 for v in parts):
+            raise error
+        return int(str(parts[0])), int(str(parts[1]))
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
+        raise error
+    major, _, minor = str(value).strip().partition(".")
+    if not major.isdigit() or (minor and not minor.isdigit()):
+        raise error
+    return int(major), int(minor or 0)
+
+
+@dataclass(frozen=True)
+class HardwareMarker:
+    """What the test needs from the machine: a GPU (`gpu`, `min_gpus`, `gpu_name`,
+    `min_gpu_memory_gb`, `min_compute_capability`), usable cores (`min_cores`) or memory
+    (`min_memory_gb`). An unmet need skips the test naming it and this machine's value
+    (fails it under --hwperf-strict-hardware)."""
+
+    NAME: ClassVar[str] = "hardware"
+    SIGNATURE: ClassVar[inspect.Signature] = _signature(_hardware_signature)
+
+    requirements: HardwareRequirements
+
+    @classmethod
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> HardwareMarker:
+        bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
+        gpu = bound["gpu"]
+        if not isinstance(gpu, bool):
+            raise MarkerError(
+                f"@pytest.mark.{cls.NAME}: argument 'gpu' must be True or False, got {gpu!r}"
+            )
+        min_cores = bound["min_cores"]
+        min_memory = bound["min_memory_gb"]
+        gpu_memory = bound["min_gpu_memory_gb"]
+        name = bound["gpu_name"]
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise MarkerError(
+                f"@pytest.mark.{cls.NAME}: argument 'gpu_name' must be a non-empty string"
+                f" (matched case-insensitively within the GPU's name), got {name!r}"
+            )
+        return cls(
+            HardwareRequirements(
+                gpu=gpu,
+                min_gpus=_count(cls.NAME, "min_gpus", bound["min_gpus"], 0),
+                min_cores=None
+                if min_cores is None
+                else _count(cls.NAME, "min_cores", min_cores, 1),
+                min_memory_gb=None
+                if min_memory is None
+                else _positive(cls.NAME, "min_memory_gb", min_memory, "a positive number of GB"),
+                gpu_name=name,
+                min_gpu_memory_gb=None
+                if gpu_memory is None
+                else _positive(
+                    cls.NAME, "min_gpu_memory_gb", gpu_memory, "a positive number of GB"
+                ),
+                min_compute_capability=_compute_capability(
+                    cls.NAME, bound["min_compute_capability"]
+                ),
+            )
+        )
+
+
+AnyMarker = type[LatencyMarker] | type[ThroughputMarker] | type[HardwareMarker]
+
+MARKERS: tuple[AnyMarker, ...] = (LatencyMarker, ThroughputMarker, HardwareMarker)
+
+
+def marker_help(marker: AnyMarker) -> str:
     """The `pytest --markers` line: signature and documentation, from the class itself."""
     doc = " ".join((marker.__doc__ or "").split())
     return f"{marker.NAME}{marker.SIGNATURE}: {doc}"
@@ -194,6 +289,7 @@ class TestSpec:
 
     latency: tuple[LatencyMarker, ...] = ()
     throughput: ThroughputMarker | None = None
+    hardware: tuple[HardwareRequirements, ...] = ()
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -215,11 +311,15 @@ def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
 
     Several `latency` marks declare several budgets (p50 and p99, say); for one
     percentile the closest mark wins, so a function's mark overrides its class's.
-    For `throughput` the closest mark wins.
+    For `throughput` the closest mark wins. Every `hardware` mark must hold.
     """
     latency: dict[float, LatencyMarker] = {}
     throughput: ThroughputMarker | None = None
+    hardware: list[HardwareRequirements] = []
     for mark in marks:
+        if mark.name == HardwareMarker.NAME:
+            # Every hardware mark must hold: a module's gpu=True and a test's min_cores=4.
+            hardware.append(HardwareMarker.from_args(mark.args, mark.kwargs).requirements)
         if mark.name == LatencyMarker.NAME:
             parsed = LatencyMarker.from_args(mark.args, mark.kwargs)
             latency.setdefault(parsed.percentile, parsed)
@@ -227,4 +327,4 @@ def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
             parsed_t = ThroughputMarker.from_args(mark.args, mark.kwargs)
             if throughput is None:
                 throughput = parsed_t
-    return TestSpec(tuple(latency.values()), throughput)
+    return TestSpec(tuple(latency.values()), throughput, tuple(hardware))

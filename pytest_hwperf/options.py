@@ -72,6 +72,23 @@ def parse_path(raw: str) -> Path:
     return Path(raw)
 
 
+def parse_devices(raw: str) -> tuple[str, ...]:
+    from pytest_hwperf.measure.device import DeviceError, normalize_device
+
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if not names:
+        raise ValueError("expected a comma-separated list of devices such as cpu,cuda")
+    devices: list[str] = []
+    for name in names:
+        try:
+            device = normalize_device(name)
+        except DeviceError as exc:
+            raise ValueError(str(exc)) from None
+        if device not in devices:
+            devices.append(device)
+    return tuple(devices)
+
+
 @dataclass(frozen=True)
 class Option(Generic[T]):
     """One setting: `--hwperf-<name>` on the command line, `hwperf_<name>` in the ini file."""
@@ -148,6 +165,21 @@ OPTIONS: tuple[Option[Any], ...] = (
         parse_path,
         "PATH",
     ),
+    Option(
+        "devices",
+        "Devices the device fixture is parametrized over, comma-separated (cpu, cuda,"
+        " cuda:1, mps) (default: every device present)",
+        None,
+        parse_devices,
+        "LIST",
+    ),
+    Option(
+        "strict_hardware",
+        "Fail, instead of skipping, a test whose device or hardware requirement this"
+        " machine lacks (GPU runners must not go green by skipping)",
+        False,
+        parse_bool,
+    ),
 )
 
 
@@ -162,6 +194,8 @@ class Settings:
     inconclusive: InconclusivePolicy = "pass"
     gc: GcPolicy = "collect"
     json_path: Path | None = None
+    devices: tuple[str, ...] | None = None  # None: every device present
+    strict_hardware: bool = False
     sources: tuple[tuple[str, str], ...] = ()  # (option, where its value came from)
 
 
@@ -224,5 +258,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         inconclusive=values["inconclusive"],
         gc=values["gc"],
         json_path=values["json"],
+        devices=values["devices"],
+        strict_hardware=values["strict_hardware"],
         sources=tuple(sources),
     )

@@ -1,26 +1,38 @@
-"""pytest-hwperf's hooks: options, markers, marker validation and the session plugin.
+"""pytest-hwperf's hooks: options, markers, marker validation, devices, hardware needs
+and the session plugin.
 
 Thin wiring only; the work is done in the modules named below. Always active: the
-options, the marker registrations, marker validation and the `hwperf` fixture (which
-calls its target once without --hwperf). Under --hwperf the `HwperfSession` plugin is
-registered and judges, reports and writes.
+options, the marker registrations, marker validation, the `device` parametrization, the
+`hardware` requirements and the fixtures (`hwperf` calls its target once without
+--hwperf). Under --hwperf the `HwperfSession` plugin is registered and judges, reports
+and writes.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
-from pytest_hwperf.fixtures import hwperf
+from pytest_hwperf.context import HardwareContext
+from pytest_hwperf.fixtures import device, hwinfo, hwperf, hwperf_model, skip_or_fail
 from pytest_hwperf.markers import MARKERS, MarkerError, marker_help, read_spec
 from pytest_hwperf.options import add_options, resolve_settings
-from pytest_hwperf.state import MARKER_ERROR_KEY, SETTINGS_KEY, SPEC_KEY
+from pytest_hwperf.state import (
+    AFFINITY_KEY,
+    CONTEXT_KEY,
+    MARKER_ERROR_KEY,
+    SETTINGS_KEY,
+    SPEC_KEY,
+)
 from pytest_hwperf.warnings import HwperfWarning
 
-__all__ = ["hwperf"]
+__all__ = ["device", "hwinfo", "hwperf", "hwperf_model"]
 
 _SESSION_NAME = "hwperf-session"
+HARDWARE_SKIP_KEY: pytest.StashKey[bool] = pytest.StashKey()
 _MARKER_NAMES = frozenset(m.NAME for m in MARKERS)
 
 
@@ -28,11 +40,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # Before the conftests load: a conftest importing torch can let OpenMP pin the main
+    # thread, and the affinity read afterwards would be one CPU.
+    from pytest_hwperf.hardware.cpu import read_affinity
+
+    early_config.stash[AFFINITY_KEY] = read_affinity()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker_help(marker))
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
+    _context(config)
     if not settings.enabled and settings.json_path is not None:
         config.issue_config_time_warning(
             HwperfWarning(
@@ -63,6 +85,65 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.stash[MARKER_ERROR_KEY] = f"{item.nodeid}: {exc}"
 
 
+def _parametrizes_device_itself(metafunc: pytest.Metafunc) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if "device" in names:
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize the `device` fixture over --hwperf-devices (default: every device present)."""
+    if "device" not in metafunc.fixturenames or _parametrizes_device_itself(metafunc):
+        return
+    fixturedefs = metafunc.definition._fixtureinfo.name2fixturedefs.get("device", ())
+    if not fixturedefs or fixturedefs[-1].func is not device.__wrapped__:  # type: ignore[attr-defined]
+        return  # a project's own `device` fixture overrides ours
+    from pytest_hwperf.hardware.devices import device_id
+
+    config = metafunc.config
+    devices = config.stash[SETTINGS_KEY].devices
+    if devices is None:
+        devices = tuple(config.stash[CONTEXT_KEY].present_devices())
+    metafunc.parametrize("device", devices, ids=[device_id(d) for d in devices], indirect=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A `hardware` need this machine lacks skips the test (fails it under strict)."""
+    spec = item.stash.get(SPEC_KEY, None)
+    if spec is None or not spec.hardware or MARKER_ERROR_KEY in item.stash:
+        return
+    from pytest_hwperf.hardware.requirements import unmet_requirements
+
+    machine = item.config.stash[CONTEXT_KEY].machine
+    unmet = [phrase for req in spec.hardware for phrase in unmet_requirements(req, machine)]
+    if unmet:
+        item.stash[HARDWARE_SKIP_KEY] = True
+        skip_or_fail(item.config, "hardware: " + "; ".join(dict.fromkeys(unmet)))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # A skip for unmet hardware points at the test, as a skip mark's does, not at the
+    # plugin line that raised it.
+    if (
+        report.skipped
+        and call.when == "setup"
+        and item.stash.get(HARDWARE_SKIP_KEY, False)
+        and isinstance(report.longrepr, tuple)
+    ):
+        path, line, _ = item.reportinfo()
+        report.longrepr = (str(path), (line or 0) + 1, report.longrepr[2])
+    return report
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     error = item.stash.get(MARKER_ERROR_KEY, None)
@@ -82,3 +163,35 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
     cores, _source = usable_cores(len(read_affinity()), read_cpu_quota())
     return cores
+
+
+def _context(config: pytest.Config) -> HardwareContext:
+    context = config.stash.get(CONTEXT_KEY, None)
+    if context is None:
+        # pytest-benchmark can ask from its own pytest_configure, before ours ran.
+        context = config.stash[CONTEXT_KEY] = HardwareContext(config.stash.get(AFFINITY_KEY, None))
+    return context
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(
+    config: pytest.Config, machine_info: dict[str, Any]
+) -> None:
+    """pytest-benchmark's saved machine_info gains an `hwperf` block: usable cores and
+    their source, GPUs, thread pools and the fingerprint (its own has none of them)."""
+    from pytest_hwperf.interop.benchmark import machine_info_block
+
+    context = _context(config)
+    fp = context.fingerprint
+    machine = context.machine
+    threads = machine.threads
+    pools = threads.get("native_pools", [])
+    machine_info["hwperf"] = machine_info_block(
+        usable_cores=machine.cpu.usable_cores,
+        usable_source=machine.cpu.usable_source,
+        gpus=[g.to_record() for g in machine.gpus.visible],
+        thread_pools=list(pools) if isinstance(pools, list) else [],
+        torch_threads={k: v for k, v in threads.items() if k.startswith("torch_")},
+        fingerprint=fp.digest,
+        fingerprint_label=fp.label,
+    )

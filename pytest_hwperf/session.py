@@ -11,16 +11,20 @@ and writes files.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_hwperf.budgets import Outcome
+from pytest_hwperf.context import HardwareContext
 from pytest_hwperf.hardware import software_versions
 from pytest_hwperf.markers import TestSpec
 from pytest_hwperf.options import Settings
 from pytest_hwperf.report import ReportError, build_document, summary_lines, write_document
-from pytest_hwperf.state import MEASUREMENTS_KEY, SPEC_KEY
+from pytest_hwperf.state import CONTEXT_KEY, DEVICE_KEY, MEASUREMENTS_KEY, MODELS_KEY, SPEC_KEY
+
+if TYPE_CHECKING:
+    from pytest_hwperf.measure.result import Measurement
 
 __all__ = ["REPORT_ATTR", "HwperfSession"]
 
@@ -71,12 +75,27 @@ class HwperfSession:
         self.report_errors: list[str] = []
         self.json_written: str | None = None
 
-    def pytest_report_header(self) -> str:
+    @property
+    def context(self) -> HardwareContext:
+        return self.config.stash[CONTEXT_KEY]
+
+    def pytest_report_header(self) -> list[str]:
         s = self.settings
-        return (
-            f"hwperf: measuring (alpha {s.alpha:g}, up to {s.max_time_s:g} s per measurement,"
-            f" warm-up {s.warmup_s:g} s, inconclusive -> {s.inconclusive}, gc {s.gc})"
+        machine = self.context.machine
+        cpu, gpus = machine.cpu, machine.gpus
+        fp = self.context.fingerprint
+        gpu_text = (
+            ", ".join(f"cuda:{g.cuda_index} {g.name}" for g in gpus.visible)
+            if gpus.visible
+            else f"no GPU ({gpus.reason or 'none found'})"
         )
+        return [
+            f"hwperf: measuring (alpha {s.alpha:g}, up to {s.max_time_s:g} s per measurement,"
+            f" warm-up {s.warmup_s:g} s, inconclusive -> {s.inconclusive}, gc {s.gc})",
+            f"hwperf: {cpu.usable_cores} usable cores ({cpu.usable_source}),"
+            f" {machine.memory.effective_bytes / (1 << 30):.1f} GiB RAM, {gpu_text}",
+            f"hwperf: fingerprint {fp.digest} ({fp.label})",
+        ]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -87,16 +106,29 @@ class HwperfSession:
             return report
         measurements = item.stash.get(MEASUREMENTS_KEY, [])
         spec = item.stash.get(SPEC_KEY, TestSpec())
+        if not measurements and spec.budgets and "benchmark" in getattr(item, "funcargs", {}):
+            measurements = self._from_benchmark(item, spec)
         records = []
+        models = item.stash.get(MODELS_KEY, [])
         for m in measurements:
             record = m.to_record()
             record["test_id"] = item.nodeid
+            if record.get("model") is None and len(models) == 1:
+                # The test prepared one model; its measurements are of that model.
+                record["model"] = dict(models[0])
             records.append(record)
         reasons = [line for r in records for line in _breaches(r, self.settings)]
         # PERF (the status letter) marks a test that passed and failed only its budgets;
         # a test that failed on its own keeps its failure, with the figures attached.
         perf_breach = bool(reasons) and report.passed
-        if spec.budgets and not measurements and report.passed:
+        uses_benchmark = "benchmark" in getattr(item, "funcargs", {})
+        if spec.budgets and not measurements and uses_benchmark:
+            # pytest-benchmark switched itself off (--benchmark-disable, or under xdist):
+            # the test ran once as a plain test, with nothing to judge.
+            report.sections.append(
+                ("hwperf", "budget not judged: pytest-benchmark took no rounds (disabled)")
+            )
+        elif spec.budgets and not measurements and report.passed:
             budgets = ", ".join(b.describe() for b in spec.budgets)
             reasons.append(
                 f"hwperf: the test declares a budget ({budgets}) but took no measurement:"
@@ -133,6 +165,21 @@ class HwperfSession:
             report.longrepr = reasons[0] + extra
         return report
 
+    def _from_benchmark(self, item: pytest.Item, spec: TestSpec) -> list[Measurement]:
+        """A test that times its target with pytest-benchmark's `benchmark` fixture is
+        judged on that fixture's rounds (round means, not per-call latencies)."""
+        from pytest_hwperf.interop.benchmark import measurement_from_benchmark
+
+        fixture = getattr(item, "funcargs", {}).get("benchmark")
+        found = measurement_from_benchmark(
+            fixture,
+            name="benchmark",
+            budgets=spec.budgets,
+            alpha=self.settings.alpha,
+            device=item.stash.get(DEVICE_KEY, "cpu"),
+        )
+        return [] if found is None else [found]
+
     def pytest_report_teststatus(
         self, report: pytest.TestReport
     ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
@@ -158,9 +205,13 @@ class HwperfSession:
         if _is_xdist_worker(self.config) or path is None:
             return
         s = self.settings
+        fp = self.context.fingerprint
+        environment: dict[str, Any] = dict(software_versions())
+        environment["machine"] = self.context.machine.to_record()
+        environment["fingerprint"] = fp.to_record()
         document = build_document(
             self.records,
-            environment=software_versions(),
+            environment=environment,
             settings={
                 "alpha": s.alpha,
                 "max_time_s": s.max_time_s,

@@ -7,13 +7,27 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_hwperf.context import HardwareContext
     from pytest_hwperf.markers import TestSpec
     from pytest_hwperf.measure.result import Measurement
     from pytest_hwperf.options import Settings
 
-__all__ = ["MARKER_ERROR_KEY", "MEASUREMENTS_KEY", "SETTINGS_KEY", "SPEC_KEY"]
+__all__ = [
+    "AFFINITY_KEY",
+    "CONTEXT_KEY",
+    "DEVICE_KEY",
+    "MARKER_ERROR_KEY",
+    "MEASUREMENTS_KEY",
+    "MODELS_KEY",
+    "SETTINGS_KEY",
+    "SPEC_KEY",
+]
 
 SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
 SPEC_KEY: pytest.StashKey[TestSpec] = pytest.StashKey()
 MARKER_ERROR_KEY: pytest.StashKey[str] = pytest.StashKey()
 MEASUREMENTS_KEY: pytest.StashKey[list[Measurement]] = pytest.StashKey()
+AFFINITY_KEY: pytest.StashKey[tuple[int, ...]] = pytest.StashKey()
+CONTEXT_KEY: pytest.StashKey[HardwareContext] = pytest.StashKey()
+DEVICE_KEY: pytest.StashKey[str] = pytest.StashKey()  # the test's `device` fixture value
+MODELS_KEY: pytest.StashKey[list[dict[str, object]]] = pytest.StashKey()  # hwperf_model

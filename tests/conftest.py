@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # pytester's in-process runs drop modules first imported during the run from
-# sys.modules, and numpy cannot be loaded twice in one process; the plugin imports it
-# lazily, so import it once here, before any in-process run.
+# sys.modules, and neither numpy nor torch can be loaded twice in one process (torch
+# crashes). The plugin imports numpy when it measures, and both when it takes the
+# fingerprint, so import them once here, before any in-process run.
 import numpy  # noqa: F401
 import pytest
+
+with contextlib.suppress(ImportError):  # the suite also runs without torch
+    import torch  # noqa: F401
 
 
 def _cuda_missing_reason() -> str | None:

@@ -202,7 +202,9 @@ def fake_detection(monkeypatch):
         return state["machine"]
 
     monkeypatch.setattr(machine_module, "detect_machine", detect)
-    monkeypatch.setattr(cli, "_load_libraries", lambda: {"numpy": "loaded", "torch": "x"})
+    monkeypatch.setattr(
+        machine_module, "load_measured_libraries", lambda: {"numpy": "loaded", "torch": "x"}
+    )
     return state
 
 

@@ -104,6 +104,8 @@ def test_the_option_table_is_what_these_tests_cover():
         "inconclusive",
         "gc",
         "json",
+        "devices",
+        "strict_hardware",
     ]
 
 
@@ -378,6 +380,9 @@ BAD_VALUES = [
     ("alpha", "low"),
     ("inconclusive", "maybe"),
     ("gc", "sometimes"),
+    ("devices", "tpu"),
+    ("devices", "cuda:x"),
+    ("devices", " , "),
 ]
 
 
@@ -392,7 +397,16 @@ def test_bad_command_line_value_is_a_usage_error(pytester: pytest.Pytester, name
     result.stdout.no_fnmatch_line("*collected*")
 
 
-@pytest.mark.parametrize(("name", "bad"), [*BAD_VALUES, ("json", "   "), ("", "maybe"), ("", "2")])
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        *BAD_VALUES,
+        ("json", "   "),
+        ("", "maybe"),
+        ("", "2"),
+        ("strict_hardware", "perhaps"),
+    ],
+)
 def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, name, bad):
     pytester.makepyfile(test_tiny=TINY_TEST)
     key = f"hwperf_{name}" if name else "hwperf"
@@ -422,3 +436,58 @@ def test_bad_ini_value_is_an_error_even_without_hwperf(pytester: pytest.Pytester
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert_clean(result)
     result.stderr.fnmatch_lines([f"ERROR: ini option hwperf_max_time in {toml}: *"])
+
+
+# --- devices and strict hardware -------------------------------------------------------
+
+DEVICE_TEST = """
+def test_on(device):
+    assert device in ("cpu", "cuda:0", "cuda:1")
+"""
+
+
+@pytest.mark.parametrize(
+    ("ini_value", "args", "ids"),
+    [
+        pytest.param("cpu", [], ["test_on[cpu]"], id="ini"),
+        pytest.param(
+            None, ["--hwperf-devices=cpu,cuda:1"], ["test_on[cpu]", "test_on[cuda:1]"], id="cli"
+        ),
+        pytest.param("cpu", ["--hwperf-devices=cuda"], ["test_on[cuda]"], id="cli-wins"),
+    ],
+)
+def test_devices_from_ini_and_command_line(pytester: pytest.Pytester, ini_value, args, ids):
+    pytester.makepyfile(test_dev=DEVICE_TEST)
+    if ini_value is not None:
+        ini(pytester, hwperf_devices=ini_value)
+    result = pytester.runpytest("--collect-only", "-q", *args)
+    assert result.ret == pytest.ExitCode.OK, output_of(result)
+    collected = [line.split("::", 1)[1] for line in result.outlines if "::" in line]
+    assert collected == ids
+
+
+@pytest.mark.parametrize("where", ["ini", "cli"])
+def test_strict_hardware_from_ini_and_command_line(pytester: pytest.Pytester, where):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.hardware(min_cores=100000)
+        def test_huge():
+            pass
+        """
+    )
+    args = []
+    if where == "ini":
+        ini(pytester, hwperf_strict_hardware="true")
+    else:
+        args.append("--hwperf-strict-hardware")
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*hardware: needs >= 100000 usable cores*--hwperf-strict-hardware*"]
+    )
+    plain = pytester.runpytest("-p", "no:cacheprovider") if where == "cli" else None
+    if plain is not None:
+        plain.assert_outcomes(skipped=1)

@@ -8,6 +8,8 @@ process, seconds).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import socket
 from dataclasses import dataclass
 
@@ -17,7 +19,7 @@ from pytest_hwperf.hardware.memory import MemoryInfo, detect_memory
 from pytest_hwperf.hardware.threads import thread_settings
 from pytest_hwperf.hardware.versions import software_versions
 
-__all__ = ["Machine", "detect_machine"]
+__all__ = ["MEASURED_LIBRARIES", "Machine", "detect_machine", "load_measured_libraries"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,33 @@ def _hostname() -> str:
         return "unknown"
 
 
+# Imported before a fingerprint is taken, so that their thread pools are seen (threadpoolctl
+# finds only loaded libraries) and the fingerprint does not depend on what happened to be
+# imported: `hwperf info` and a pytest session then agree.
+MEASURED_LIBRARIES = ("numpy", "torch")
+
+
+def load_measured_libraries() -> dict[str, str]:
+    """Import each of MEASURED_LIBRARIES; name -> "loaded", "not installed" or the failure."""
+    status: dict[str, str] = {}
+    for name in MEASURED_LIBRARIES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                status[name] = "not installed"
+                continue
+            importlib.import_module(name)
+        except Exception as exc:  # a broken install (missing .so, bad wheel) is a fact
+            status[name] = f"import failed: {type(exc).__name__}: {exc}"
+        else:
+            status[name] = "loaded"
+    return status
+
+
 def detect_machine(
-    *, affinity: tuple[int, ...] | None = None, torch_fallback: bool = True
+    *,
+    affinity: tuple[int, ...] | None = None,
+    torch_fallback: bool = True,
+    gpus: GpuReport | None = None,
 ) -> Machine:
     """Detect every part of the machine; never raises for a machine that lacks something.
 
@@ -65,11 +92,12 @@ def detect_machine(
     (before torch's OpenMP runtime can pin the main thread); None reads it now.
     ``torch_fallback``: whether GPU detection may ask torch in a child process when NVML
     cannot answer (seconds; pass False where the GPU facts from torch are not needed).
+    ``gpus``: a GPU report already taken (GPUs do not come and go within a session).
     """
     return Machine(
         cpu=detect_cpu(affinity=affinity),
         memory=detect_memory(),
-        gpus=detect_gpus(torch_fallback=torch_fallback),
+        gpus=gpus if gpus is not None else detect_gpus(torch_fallback=torch_fallback),
         threads=thread_settings(),
         software=dict(software_versions()),
         hostname=_hostname(),

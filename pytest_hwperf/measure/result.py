@@ -112,6 +112,7 @@ class Measurement:
     verdicts: list[BudgetVerdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     threads: dict[str, object] = field(default_factory=dict)
+    model: dict[str, object] | None = None  # hwperf_model's facts, when it was the target
 
     @cached_property
     def stats(self) -> Statistics:
@@ -174,5 +175,6 @@ class Measurement:
             },
             "notes": list(self.notes),
             "threads": dict(self.threads),
+            "model": None if self.model is None else dict(self.model),
             "samples_ns": [int(x) for x in self.samples_ns],
         }

@@ -1,0 +1,1 @@
+"""Interoperation with other pytest plugins (pytest-benchmark)."""
