@@ -1,0 +1,47 @@
+"""The documentation and the plugin agree: every option, ini key, marker and fixture is
+documented, and the docs name no option the plugin lacks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_hwperf.markers import MARKERS
+from pytest_hwperf.options import OPTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+FIXTURES = ("hwperf", "device", "hwperf_model", "hwinfo")
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.flag)
+def test_every_option_and_ini_key_is_documented(option):
+    assert re.search(rf"`{re.escape(option.flag)}[`=]", REFERENCE), option.flag
+    assert f"`{option.ini}`" in REFERENCE, option.ini
+    assert re.search(rf"`{re.escape(option.flag)}[`=]", README), f"{option.flag} not in README"
+
+
+def test_docs_name_no_option_the_plugin_lacks():
+    known = {o.flag for o in OPTIONS}
+    for name, text in (("docs/reference.md", REFERENCE), ("README.md", README)):
+        mentioned = set(re.findall(r"--hwperf(?:-[a-z]+)*", text))
+        assert mentioned <= known, f"{name} names unknown options: {sorted(mentioned - known)}"
+
+
+@pytest.mark.parametrize("marker", MARKERS, ids=lambda m: m.NAME)
+def test_every_marker_is_documented_with_its_signature(marker):
+    assert f"### `{marker.NAME}{marker.SIGNATURE}`" in REFERENCE
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_every_fixture_is_documented(fixture):
+    assert f"## The `{fixture}` fixture" in REFERENCE
+
+
+def test_help_matches_the_option_table(pytester: pytest.Pytester):
+    result = pytester.runpytest("--help")
+    flags = set(re.findall(r"^\s+(--hwperf(?:-[a-z]+)*)", result.stdout.str(), re.MULTILINE))
+    assert flags == {o.flag for o in OPTIONS}
