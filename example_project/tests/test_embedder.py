@@ -44,11 +44,13 @@ def test_query_latency(hwperf, embedder):
 
 
 @pytest.mark.throughput(min_per_s=2_000, batch_size=256)
-def test_bulk_throughput(hwperf, embedder):
-    """Re-indexing a corpus: 256 documents per call."""
+def test_bulk_throughput(hwperf, device, hwperf_model):
+    """Re-indexing a corpus: 256 documents per call, on every device present (the
+    `device` fixture); hwperf_model puts the model in eval and inference mode there, and
+    the measurement synchronises the device."""
+    model = hwperf_model(build_embedder(seed=0), device)
     features = torch.rand(256, N_FEATURES, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        embeddings = hwperf(embedder, features, name="embed-256")
+    embeddings = hwperf(model, features.to(device), name="embed-256")
 
     assert embeddings.shape == (256, EMBEDDING_DIM)
     assert torch.isfinite(embeddings).all()
