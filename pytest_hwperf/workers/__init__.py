@@ -1,0 +1,10 @@
+"""Workers and threads: the oversubscription gates and the worker process pool.
+
+- :mod:`pytest_hwperf.workers.gate`: declared and observed oversubscription gates.
+- :mod:`pytest_hwperf.workers.observe`: which threads were busy during a measurement.
+- :mod:`pytest_hwperf.workers.pool`: N spawned worker processes, each building its
+  model from a picklable factory under its own thread limit (and, when asked, CPU
+  affinity), driven by a closed-loop load with every request timed in the parent.
+
+Importing this package imports none of them; import the submodule you need.
+"""
