@@ -10,7 +10,7 @@ import pytest
 
 from pytest_hwperf.context import HardwareContext
 from pytest_hwperf.markers import TestSpec
-from pytest_hwperf.models import ModelError, PreparedModel, prepare_model
+from pytest_hwperf.models import ModelError, PreparedModel, is_torch_module, prepare_model
 from pytest_hwperf.options import Settings
 from pytest_hwperf.state import (
     CONTEXT_KEY,
@@ -19,7 +19,9 @@ from pytest_hwperf.state import (
     MODELS_KEY,
     SETTINGS_KEY,
     SPEC_KEY,
+    WORKER_CONFIG_KEY,
 )
+from pytest_hwperf.workers.config import WorkerConfig, applied_threads
 
 if TYPE_CHECKING:
     from pytest_hwperf.hardware.cpu import CpuInfo
@@ -32,7 +34,16 @@ if TYPE_CHECKING:
 # The measuring modules (numpy, threadpoolctl) are imported on the first measurement,
 # so that a test run that never measures pays nothing for them at start-up.
 
-__all__ = ["HardwareInfo", "Hwperf", "device", "hwinfo", "hwperf", "hwperf_model"]
+__all__ = [
+    "HardwareInfo",
+    "Hwperf",
+    "declared_config",
+    "device",
+    "hwinfo",
+    "hwperf",
+    "hwperf_model",
+    "worker_config",
+]
 
 T = TypeVar("T")
 
@@ -234,7 +245,16 @@ def skip_or_fail(config: pytest.Config, reason: str) -> NoReturn:
 def device(request: pytest.FixtureRequest) -> str:
     """A device string ("cpu", "cuda:0", "mps"), parametrized over --hwperf-devices
     (default: every device present). hwperf measurements in the test synchronise it."""
-    name = str(getattr(request, "param", "cpu"))
+    from pytest_hwperf.measure.device import DeviceError, normalize_device
+
+    raw = getattr(request, "param", "cpu")
+    problem: str | None = None
+    try:
+        name = normalize_device(raw)
+    except DeviceError as exc:
+        problem = str(exc)
+    if problem is not None:
+        pytest.fail(f"device fixture: {problem}", pytrace=False)
     reason = _context(request.config).device_unavailable(name)
     if reason is not None:
         skip_or_fail(request.config, f"device {name}: {reason}")
@@ -254,7 +274,13 @@ def hwperf_model(request: pytest.FixtureRequest) -> Callable[..., PreparedModel]
 
         problem: str | None = None
         try:
-            prepared = prepare_model(model, normalize_device(device), dtype)
+            name = normalize_device(device)
+            missing = _context(request.config).device_unavailable(name)
+            # A plain callable off the CPU is a usage error wherever the test runs; a
+            # torch module on a device this machine lacks says which and why.
+            if missing is not None and is_torch_module(model):
+                raise ModelError(f"hwperf_model: device {name}: {missing}")
+            prepared = prepare_model(model, name, dtype)
         except (ModelError, DeviceError) as exc:
             problem = str(exc)
         if problem is not None:
@@ -305,3 +331,27 @@ class HardwareInfo:
         record = self.machine.to_record()
         record["fingerprint"] = self.fingerprint.to_record()
         return record
+
+
+def declared_config(item: pytest.Item) -> WorkerConfig | None:
+    """The serving config a test stands for: its `workers` marker, else its
+    `worker_config` grid parameter, else None."""
+    spec = item.stash.get(SPEC_KEY, None)
+    if spec is not None and spec.workers is not None:
+        return WorkerConfig(spec.workers.workers, spec.workers.threads)
+    callspec = getattr(item, "callspec", None)
+    param = callspec.params.get("worker_config") if callspec is not None else None
+    if isinstance(param, WorkerConfig):
+        return param
+    return None
+
+
+@pytest.fixture
+def worker_config(request: pytest.FixtureRequest) -> Iterator[WorkerConfig]:
+    """A `(workers, threads)` config: the `workers` marker's, or one of the grid
+    --hwperf-workers x --hwperf-threads. Its threads per worker are applied to torch, the
+    native pools and the `*_NUM_THREADS` environment for the test, and restored after."""
+    config = declared_config(request.node) or WorkerConfig(1, 1)
+    request.node.stash[WORKER_CONFIG_KEY] = config
+    with applied_threads(config.threads):
+        yield config

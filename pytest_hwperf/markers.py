@@ -27,6 +27,7 @@ __all__ = [
     "MarkerError",
     "TestSpec",
     "ThroughputMarker",
+    "WorkersMarker",
     "parse_regression",
     "read_spec",
 ]
@@ -270,9 +271,35 @@ class HardwareMarker:
         )
 
 
-AnyMarker = type[LatencyMarker] | type[ThroughputMarker] | type[HardwareMarker]
+def _workers_signature(n: int, *, threads: int = 1) -> None: ...
 
-MARKERS: tuple[AnyMarker, ...] = (LatencyMarker, ThroughputMarker, HardwareMarker)
+
+@dataclass(frozen=True)
+class WorkersMarker:
+    """The serving config this test stands for: `n` worker processes with `threads` threads
+    each. More than the usable cores fails the test before it measures (see
+    --hwperf-oversubscription); the `worker_config` fixture applies it."""
+
+    NAME: ClassVar[str] = "workers"
+    SIGNATURE: ClassVar[inspect.Signature] = _signature(_workers_signature)
+
+    workers: int
+    threads: int = 1
+
+    @classmethod
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> WorkersMarker:
+        bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
+        return cls(
+            _count(cls.NAME, "n", bound["n"], 1),
+            _count(cls.NAME, "threads", bound["threads"], 1),
+        )
+
+
+AnyMarker = (
+    type[LatencyMarker] | type[ThroughputMarker] | type[HardwareMarker] | type[WorkersMarker]
+)
+
+MARKERS: tuple[AnyMarker, ...] = (LatencyMarker, ThroughputMarker, HardwareMarker, WorkersMarker)
 
 
 def marker_help(marker: AnyMarker) -> str:
@@ -290,6 +317,7 @@ class TestSpec:
     latency: tuple[LatencyMarker, ...] = ()
     throughput: ThroughputMarker | None = None
     hardware: tuple[HardwareRequirements, ...] = ()
+    workers: WorkersMarker | None = None
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -311,12 +339,16 @@ def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
 
     Several `latency` marks declare several budgets (p50 and p99, say); for one
     percentile the closest mark wins, so a function's mark overrides its class's.
-    For `throughput` the closest mark wins. Every `hardware` mark must hold.
+    For `throughput` and `workers` the closest mark wins. Every `hardware` mark must hold.
     """
     latency: dict[float, LatencyMarker] = {}
     throughput: ThroughputMarker | None = None
     hardware: list[HardwareRequirements] = []
+    workers: WorkersMarker | None = None
     for mark in marks:
+        if mark.name == WorkersMarker.NAME:
+            parsed_w = WorkersMarker.from_args(mark.args, mark.kwargs)
+            workers = workers or parsed_w
         if mark.name == HardwareMarker.NAME:
             # Every hardware mark must hold: a module's gpu=True and a test's min_cores=4.
             hardware.append(HardwareMarker.from_args(mark.args, mark.kwargs).requirements)
@@ -327,4 +359,4 @@ def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
             parsed_t = ThroughputMarker.from_args(mark.args, mark.kwargs)
             if throughput is None:
                 throughput = parsed_t
-    return TestSpec(tuple(latency.values()), throughput, tuple(hardware))
+    return TestSpec(tuple(latency.values()), throughput, tuple(hardware), workers)

@@ -12,25 +12,31 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ModelError", "PreparedModel", "prepare_model"]
+__all__ = ["ModelError", "PreparedModel", "is_torch_module", "prepare_model"]
 
 
 class ModelError(ValueError):
     """The model cannot be prepared as asked; the message says why, in one line."""
 
 
-def _is_torch_module(obj: object) -> bool:
+def is_torch_module(obj: object) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 def _dtype(torch: Any, dtype: object) -> Any:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
+    if dtype is None:
+        return None
+    found = dtype
     if isinstance(dtype, str):
         found = getattr(torch, dtype.removeprefix("torch."), None)
-        if isinstance(found, torch.dtype):
+    if isinstance(found, torch.dtype):
+        if found.is_floating_point or found.is_complex:
             return found
+        raise ModelError(
+            f"hwperf_model: dtype {dtype!r} is not a floating-point dtype; a module's"
+            " parameters can be cast to float or complex dtypes only (quantize it instead)"
+        )
     raise ModelError(
         f"hwperf_model: dtype must be a torch dtype such as torch.float16, got {dtype!r}"
     )
@@ -78,7 +84,7 @@ class PreparedModel:
 
 def prepare_model(model: object, device: str, dtype: object = None) -> PreparedModel:
     """Make `model` ready for inference on `device` (normalised: "cpu", "cuda:0", ...)."""
-    if _is_torch_module(model):
+    if is_torch_module(model):
         import torch
 
         module: Any = model

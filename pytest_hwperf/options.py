@@ -89,6 +89,21 @@ def parse_devices(raw: str) -> tuple[str, ...]:
     return tuple(devices)
 
 
+def parse_counts(raw: str) -> tuple[int, ...]:
+    values: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(f"expected a comma-separated list of positive integers, got {part!r}")
+        if int(part) not in values:
+            values.append(int(part))
+    if not values:
+        raise ValueError("expected a comma-separated list of positive integers such as 1,2,4")
+    return tuple(values)
+
+
 @dataclass(frozen=True)
 class Option(Generic[T]):
     """One setting: `--hwperf-<name>` on the command line, `hwperf_<name>` in the ini file."""
@@ -174,6 +189,28 @@ OPTIONS: tuple[Option[Any], ...] = (
         "LIST",
     ),
     Option(
+        "oversubscription",
+        "What a workers x threads config above the usable cores does: fail, warn or off"
+        " (default fail)",
+        "fail",
+        _choice("fail", "warn", "off"),
+        "fail|warn|off",
+    ),
+    Option(
+        "workers",
+        "Worker counts the worker_config fixture is parametrized over, e.g. 1,2,4 (default 1)",
+        (1,),
+        parse_counts,
+        "LIST",
+    ),
+    Option(
+        "threads",
+        "Threads per worker the worker_config fixture is parametrized over, e.g. 1,2 (default 1)",
+        (1,),
+        parse_counts,
+        "LIST",
+    ),
+    Option(
         "strict_hardware",
         "Fail, instead of skipping, a test whose device or hardware requirement this"
         " machine lacks (GPU runners must not go green by skipping)",
@@ -196,6 +233,9 @@ class Settings:
     json_path: Path | None = None
     devices: tuple[str, ...] | None = None  # None: every device present
     strict_hardware: bool = False
+    oversubscription: Literal["fail", "warn", "off"] = "fail"
+    workers: tuple[int, ...] = (1,)
+    threads: tuple[int, ...] = (1,)
     sources: tuple[tuple[str, str], ...] = ()  # (option, where its value came from)
 
 
@@ -260,5 +300,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         json_path=values["json"],
         devices=values["devices"],
         strict_hardware=values["strict_hardware"],
+        oversubscription=values["oversubscription"],
+        workers=values["workers"],
+        threads=values["threads"],
         sources=tuple(sources),
     )

@@ -11,13 +11,22 @@ and writes.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 from pytest_hwperf.context import HardwareContext
-from pytest_hwperf.fixtures import device, hwinfo, hwperf, hwperf_model, skip_or_fail
+from pytest_hwperf.fixtures import (
+    declared_config,
+    device,
+    hwinfo,
+    hwperf,
+    hwperf_model,
+    skip_or_fail,
+    worker_config,
+)
 from pytest_hwperf.markers import MARKERS, MarkerError, marker_help, read_spec
 from pytest_hwperf.options import add_options, resolve_settings
 from pytest_hwperf.state import (
@@ -27,9 +36,9 @@ from pytest_hwperf.state import (
     SETTINGS_KEY,
     SPEC_KEY,
 )
-from pytest_hwperf.warnings import HwperfWarning
+from pytest_hwperf.warnings import HwperfOversubscriptionWarning, HwperfWarning
 
-__all__ = ["device", "hwinfo", "hwperf", "hwperf_model"]
+__all__ = ["device", "hwinfo", "hwperf", "hwperf_model", "worker_config"]
 
 _SESSION_NAME = "hwperf-session"
 HARDWARE_SKIP_KEY: pytest.StashKey[bool] = pytest.StashKey()
@@ -85,23 +94,43 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.stash[MARKER_ERROR_KEY] = f"{item.nodeid}: {exc}"
 
 
-def _parametrizes_device_itself(metafunc: pytest.Metafunc) -> bool:
+def _parametrizes_itself(metafunc: pytest.Metafunc, name: str) -> bool:
     for mark in metafunc.definition.iter_markers("parametrize"):
         names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
         if isinstance(names, str):
             names = [n.strip() for n in names.split(",")]
-        if "device" in names:
+        if name in names:
             return True
     return False
 
 
+def _ours(metafunc: pytest.Metafunc, name: str, fixture: object) -> bool:
+    """True when `name` resolves to this plugin's fixture (a project's own overrides it)."""
+    fixturedefs = metafunc.definition._fixtureinfo.name2fixturedefs.get(name, ())
+    return bool(fixturedefs) and fixturedefs[-1].func is fixture.__wrapped__  # type: ignore[attr-defined]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize the `device` fixture over --hwperf-devices (default: every device present)."""
-    if "device" not in metafunc.fixturenames or _parametrizes_device_itself(metafunc):
+    """Parametrize `device` over --hwperf-devices (default: every device present) and
+    `worker_config` over --hwperf-workers x --hwperf-threads (unless a `workers` marker
+    declares the config)."""
+    if (
+        "worker_config" in metafunc.fixturenames
+        and not _parametrizes_itself(metafunc, "worker_config")
+        and not any(True for _ in metafunc.definition.iter_markers("workers"))
+        and _ours(metafunc, "worker_config", worker_config)
+    ):
+        from pytest_hwperf.workers.config import WorkerConfig
+
+        settings = metafunc.config.stash[SETTINGS_KEY]
+        grid = [WorkerConfig(w, t) for w in settings.workers for t in settings.threads]
+        metafunc.parametrize("worker_config", grid, ids=[c.id for c in grid], indirect=True)
+    if (
+        "device" not in metafunc.fixturenames
+        or _parametrizes_itself(metafunc, "device")
+        or not _ours(metafunc, "device", device)
+    ):
         return
-    fixturedefs = metafunc.definition._fixtureinfo.name2fixturedefs.get("device", ())
-    if not fixturedefs or fixturedefs[-1].func is not device.__wrapped__:  # type: ignore[attr-defined]
-        return  # a project's own `device` fixture overrides ours
     from pytest_hwperf.hardware.devices import device_id
 
     config = metafunc.config
@@ -113,9 +142,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A `hardware` need this machine lacks skips the test (fails it under strict)."""
+    """A `hardware` need this machine lacks skips the test (fails it under strict); a
+    declared serving config above the usable cores fails it before it measures."""
+    if MARKER_ERROR_KEY in item.stash:
+        return
+    _hardware_gate(item)
+    _oversubscription_gate(item)
+
+
+def _oversubscription_gate(item: pytest.Item) -> None:
+    settings = item.config.stash[SETTINGS_KEY]
+    config = declared_config(item)
+    if config is None or settings.oversubscription == "off":
+        return
+    from pytest_hwperf.workers.gate import declared_gate
+
+    cpu = item.config.stash[CONTEXT_KEY].machine.cpu
+    found = declared_gate(config.workers, config.threads, cpu.usable_cores, cpu.usable_source)
+    if found is None:
+        return
+    if settings.oversubscription == "fail":
+        pytest.fail(found.message, pytrace=False)
+    warnings.warn(HwperfOversubscriptionWarning(found.message), stacklevel=2)
+
+
+def _hardware_gate(item: pytest.Item) -> None:
     spec = item.stash.get(SPEC_KEY, None)
-    if spec is None or not spec.hardware or MARKER_ERROR_KEY in item.stash:
+    if spec is None or not spec.hardware:
         return
     from pytest_hwperf.hardware.requirements import unmet_requirements
 

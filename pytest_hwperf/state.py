@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from pytest_hwperf.markers import TestSpec
     from pytest_hwperf.measure.result import Measurement
     from pytest_hwperf.options import Settings
+    from pytest_hwperf.workers.config import WorkerConfig
 
 __all__ = [
     "AFFINITY_KEY",
@@ -21,6 +22,7 @@ __all__ = [
     "MODELS_KEY",
     "SETTINGS_KEY",
     "SPEC_KEY",
+    "WORKER_CONFIG_KEY",
 ]
 
 SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
@@ -31,3 +33,4 @@ AFFINITY_KEY: pytest.StashKey[tuple[int, ...]] = pytest.StashKey()
 CONTEXT_KEY: pytest.StashKey[HardwareContext] = pytest.StashKey()
 DEVICE_KEY: pytest.StashKey[str] = pytest.StashKey()  # the test's `device` fixture value
 MODELS_KEY: pytest.StashKey[list[dict[str, object]]] = pytest.StashKey()  # hwperf_model
+WORKER_CONFIG_KEY: pytest.StashKey[WorkerConfig] = pytest.StashKey()  # declared or gridded

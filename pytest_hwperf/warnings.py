@@ -7,7 +7,7 @@ The plugin's own test suite turns them into errors.
 
 from __future__ import annotations
 
-__all__ = ["HwperfEnvironmentWarning", "HwperfWarning"]
+__all__ = ["HwperfEnvironmentWarning", "HwperfOversubscriptionWarning", "HwperfWarning"]
 
 
 class HwperfWarning(UserWarning):
@@ -16,3 +16,8 @@ class HwperfWarning(UserWarning):
 
 class HwperfEnvironmentWarning(HwperfWarning):
     """Something about this machine could not be read; the result is degraded and says so."""
+
+
+class HwperfOversubscriptionWarning(HwperfWarning):
+    """A workers x threads config, declared or observed, above the usable cores, under
+    --hwperf-oversubscription=warn."""

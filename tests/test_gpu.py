@@ -87,3 +87,102 @@ def test_cuda_through_the_plugin(cuda_device, pytester):
     result = pytester.runpytest("--hwperf", "--hwperf-max-time=2", "--hwperf-warmup=0.05")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*p95*breaches budget*"])
+
+
+# -- the device fixture, hwperf_model, the hardware marker and hwinfo on a GPU ---------
+
+GPU_PLUGIN_TESTS = """
+import json
+
+import pytest
+import torch
+
+
+def dump(name, measurement):
+    with open(f"{name}.json", "w") as fh:
+        json.dump({"device": measurement.device, "sync": measurement.sync_method}, fh)
+
+
+def test_model(device, hwperf_model, hwperf):
+    model = hwperf_model(torch.nn.Linear(1024, 1024), device)
+    x = torch.ones(64, 1024, device=device)
+    out = hwperf(model, x)
+    assert out.device.type == "cuda"
+    assert out.is_inference()
+    dump("model", hwperf.last)
+
+
+def test_plain(device, hwperf):
+    hwperf(torch.cuda._sleep, 1000)
+    dump("plain", hwperf.last)
+
+
+@pytest.mark.hardware(gpu=True, min_gpus=1, min_gpu_memory_gb=1, min_compute_capability=(3, 0))
+def test_gpu_marker(hwinfo):
+    visible = hwinfo.gpus.visible
+    with open("hwinfo.json", "w") as fh:
+        json.dump(
+            {
+                "names": [g.name for g in visible],
+                "cuda_indices": [g.cuda_index for g in visible],
+                "uuids": [g.uuid for g in visible],
+            },
+            fh,
+        )
+"""
+
+
+def test_gpu_device_fixture_model_marker_and_hwinfo(cuda_device, pytester):
+    """--hwperf-devices=cuda: measurements in a test using `device` synchronize CUDA
+    without device= (for a prepared model and for a plain function), hardware(gpu=True)
+    runs, and hwinfo sees the GPUs torch sees."""
+    import json
+
+    torch = pytest.importorskip("torch")
+    pytester.makepyfile(test_on_gpu=GPU_PLUGIN_TESTS)
+    result = pytester.runpytest(
+        "--hwperf",
+        "--hwperf-devices=cuda",
+        "--hwperf-max-time=1",
+        "--hwperf-warmup=0.01",
+        "--hwperf-json=out.json",
+        "-rs",
+    )
+    # Nothing skipped: the device is present and hardware(gpu=True) is met.
+    result.assert_outcomes(passed=3)
+    for name in ("model", "plain"):
+        facts = json.loads((pytester.path / f"{name}.json").read_text())
+        assert facts == {"device": "cuda:0", "sync": "cuda-synchronize"}, name
+    records = {
+        r["test_id"].split("::")[1]: r
+        for r in json.loads((pytester.path / "out.json").read_text())["measurements"]
+    }
+    model_record = records["test_model[cuda]"]
+    assert model_record["device"] == "cuda:0"
+    assert model_record["timing"]["sync"] == "cuda-synchronize"
+    assert model_record["model"]["parameters"] == 1024 * 1024 + 1024
+    assert model_record["model"]["device"] == "cuda:0"
+    info = json.loads((pytester.path / "hwinfo.json").read_text())
+    assert info["names"], "hwinfo.gpus.visible is empty on a GPU machine"
+    assert len(info["names"]) == torch.cuda.device_count()
+    assert info["cuda_indices"] == list(range(torch.cuda.device_count()))
+    assert info["names"][0] == torch.cuda.get_device_name(0)
+
+
+def test_gpu_unmet_gpu_count_names_the_visible_count(cuda_device, pytester):
+    torch = pytest.importorskip("torch")
+    count = torch.cuda.device_count()
+    pytester.makepyfile(
+        test_many=f"""
+        import pytest
+
+        @pytest.mark.hardware(min_gpus={count + 1})
+        def test_needs_more():
+            pass
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [f"SKIPPED * hardware: needs >= {count + 1} GPUs, this machine has {count}"]
+    )

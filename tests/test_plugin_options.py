@@ -105,6 +105,9 @@ def test_the_option_table_is_what_these_tests_cover():
         "gc",
         "json",
         "devices",
+        "oversubscription",
+        "workers",
+        "threads",
         "strict_hardware",
     ]
 
@@ -383,6 +386,10 @@ BAD_VALUES = [
     ("devices", "tpu"),
     ("devices", "cuda:x"),
     ("devices", " , "),
+    ("oversubscription", "sometimes"),
+    ("workers", "0"),
+    ("workers", "two"),
+    ("threads", "1,-2"),
 ]
 
 

@@ -66,22 +66,52 @@ def unmet_requirements(req: HardwareRequirements, machine: Machine) -> list[str]
         what = "a GPU" if needed == 1 else f">= {needed} GPUs"
         unmet.append(f"needs {what}, this machine has {len(visible)}{why}")
     if visible:
-        if req.gpu_name is not None and not any(
-            req.gpu_name.lower() in g.name.lower() for g in visible
-        ):
-            unmet.append(f"needs a GPU named like {req.gpu_name!r}, visible: {_gpu_list(visible)}")
-        if req.min_gpu_memory_gb is not None:
-            best = max((g.memory_total_bytes or 0) for g in visible) / _GB
-            if best < req.min_gpu_memory_gb:
-                unmet.append(
-                    f"needs a GPU with >= {req.min_gpu_memory_gb:g} GB, the largest visible"
-                    f" has {best:.1f} GB"
-                )
-        if req.min_compute_capability is not None:
-            known = [g.compute_capability for g in visible if g.compute_capability is not None]
-            best_cc = max(known) if known else None
-            if best_cc is None or best_cc < req.min_compute_capability:
-                want = ".".join(map(str, req.min_compute_capability))
-                have = "unknown" if best_cc is None else ".".join(map(str, best_cc))
-                unmet.append(f"needs compute capability >= {want}, the best visible GPU has {have}")
+        unmet.extend(_gpu_facts_unmet(req, visible))
+    return unmet
+
+
+def _name_ok(req: HardwareRequirements, gpu: GpuInfo) -> bool:
+    return req.gpu_name is None or req.gpu_name.lower() in gpu.name.lower()
+
+
+def _memory_ok(req: HardwareRequirements, gpu: GpuInfo) -> bool:
+    if req.min_gpu_memory_gb is None:
+        return True
+    return (
+        gpu.memory_total_bytes is not None and gpu.memory_total_bytes / _GB >= req.min_gpu_memory_gb
+    )
+
+
+def _cc_ok(req: HardwareRequirements, gpu: GpuInfo) -> bool:
+    if req.min_compute_capability is None:
+        return True
+    return (
+        gpu.compute_capability is not None and gpu.compute_capability >= req.min_compute_capability
+    )
+
+
+def _gpu_facts_unmet(req: HardwareRequirements, visible: tuple[GpuInfo, ...]) -> list[str]:
+    """The GPU facts must hold on one GPU together: an A100 40 GB and another 80 GB GPU do
+    not make an "A100 with 80 GB"."""
+    if any(_name_ok(req, g) and _memory_ok(req, g) and _cc_ok(req, g) for g in visible):
+        return []
+    unmet: list[str] = []
+    if not any(_name_ok(req, g) for g in visible):
+        unmet.append(f"needs a GPU named like {req.gpu_name!r}, visible: {_gpu_list(visible)}")
+    if not any(_memory_ok(req, g) for g in visible):
+        known = [g.memory_total_bytes for g in visible if g.memory_total_bytes is not None]
+        have = f"{max(known) / _GB:.1f} GB" if known else "unknown memory"
+        unmet.append(
+            f"needs a GPU with >= {req.min_gpu_memory_gb:g} GB, the largest visible has {have}"
+        )
+    if not any(_cc_ok(req, g) for g in visible) and req.min_compute_capability is not None:
+        ccs = [g.compute_capability for g in visible if g.compute_capability is not None]
+        want = ".".join(map(str, req.min_compute_capability))
+        have = ".".join(map(str, max(ccs))) if ccs else "unknown"
+        unmet.append(f"needs compute capability >= {want}, the best visible GPU has {have}")
+    if not unmet:
+        unmet.append(
+            "needs one GPU that meets every GPU requirement together, visible: "
+            + _gpu_list(visible)
+        )
     return unmet

@@ -1,0 +1,151 @@
+"""Workers x threads: the `workers` marker, the `worker_config` grid, the declared gate."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pytest_hwperf.hardware.cpu import detect_cpu
+
+_CPU = detect_cpu()
+CORES, SOURCE = _CPU.usable_cores, _CPU.usable_source
+
+WORKERS_FILE = """
+import pytest
+
+@pytest.mark.workers({over})
+def test_over():
+    pass
+
+@pytest.mark.workers({fits})
+def test_fits(worker_config):
+    assert worker_config.workers == {fits}
+"""
+
+
+def _file(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WORKERS_FILE.format(over=CORES * 2, fits=CORES))
+
+
+def test_declared_oversubscription_fails_with_the_numbers_and_source(pytester):
+    _file(pytester)
+    result = pytester.runpytest("-rE")
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    plural = "core" if CORES == 1 else "cores"
+    result.stdout.fnmatch_lines(
+        [f"*{CORES * 2} workers x 1 thread = {CORES * 2} > {CORES} usable {plural} ({SOURCE})*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_oversubscription_off_and_warn(pytester):
+    _file(pytester)
+    off = pytester.runpytest("--hwperf-oversubscription=off")
+    off.assert_outcomes(passed=2)
+    warn = pytester.runpytest("--hwperf-oversubscription=warn", "-W", "default")
+    warn.assert_outcomes(passed=2)
+    warn.stdout.fnmatch_lines(["*HwperfOversubscriptionWarning: *workers x 1 thread*usable*"])
+
+
+def test_oversubscription_from_ini(pytester):
+    _file(pytester)
+    pytester.makeini("[pytest]\nhwperf_oversubscription = off\n")
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs the taskset binary")
+@pytest.mark.skipif(CORES < 2, reason="needs 2 usable cores to shrink to 1 with taskset")
+def test_two_workers_fail_under_taskset_one_core(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.workers(2)
+        def test_two():
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+    proc = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rE"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout
+    assert "2 workers x 1 thread = 2 > 1 usable core (affinity 0" in proc.stdout
+
+
+def test_grid_parametrizes_and_each_oversubscribed_case_fails(pytester):
+    pytester.makepyfile(
+        """
+        def test_grid(worker_config):
+            assert worker_config.total == worker_config.workers * worker_config.threads
+        """
+    )
+    counts = f"1,{CORES + 1}"
+    result = pytester.runpytest(f"--hwperf-workers={counts}", "--hwperf-threads=1", "-v")
+    result.stdout.fnmatch_lines(
+        ["*test_grid[[]1x1[]] PASSED*", f"*test_grid[[]{CORES + 1}x1[]] ERROR*"]
+    )
+
+
+def test_threads_are_applied_in_the_test_and_restored_after(pytester):
+    torch = pytest.importorskip("torch", reason="checks torch's thread count")
+    before = torch.get_num_threads()
+    omp_before = os.environ.get("OMP_NUM_THREADS")
+    pytester.makepyfile(
+        f"""
+        import os
+        import pytest
+        import torch
+        from threadpoolctl import threadpool_info
+
+        OMP_BEFORE = {omp_before!r}
+
+        @pytest.mark.workers(1, threads=1)
+        def test_inside(worker_config):
+            assert torch.get_num_threads() == 1
+            assert all(p["num_threads"] == 1 for p in threadpool_info())
+            assert os.environ["OMP_NUM_THREADS"] == "1"
+
+        def test_after():
+            assert torch.get_num_threads() == {before}
+            assert os.environ.get("OMP_NUM_THREADS") == OMP_BEFORE
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    ("marker", "argument"),
+    [
+        ("workers()", "n"),
+        ("workers(0)", "n"),
+        ("workers(2, threads=0)", "threads"),
+        ("workers('4')", "n"),
+    ],
+)
+def test_bad_workers_marker_fails_only_its_test(pytester, marker, argument):
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_bad():
+            pass
+
+        def test_good():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([f"*test_bad*@pytest.mark.workers*'{argument}'*"])
