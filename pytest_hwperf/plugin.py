@@ -33,6 +33,7 @@ from pytest_hwperf.state import (
     AFFINITY_KEY,
     CONTEXT_KEY,
     MARKER_ERROR_KEY,
+    PLACEMENT_KEY,
     SETTINGS_KEY,
     SPEC_KEY,
 )
@@ -52,10 +53,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # Before the conftests load: a conftest importing torch can let OpenMP pin the main
-    # thread, and the affinity read afterwards would be one CPU.
+    # thread, and the affinity read afterwards would be one CPU. An xdist worker under
+    # --hwperf takes its own share of the CPUs and a GPU here, before anything starts
+    # thread pools or CUDA.
     from pytest_hwperf.hardware.cpu import read_affinity
 
-    early_config.stash[AFFINITY_KEY] = read_affinity()
+    affinity = read_affinity()
+    worker = _xdist_worker_to_place(early_config)
+    if worker is not None:
+        from pytest_hwperf.hardware.gpu import detect_gpus
+        from pytest_hwperf.workers.placement import apply_placement, xdist_placement
+
+        visible = detect_gpus(torch_fallback=False).visible
+        gpu_ids = [g.uuid or str(g.index) for g in visible]
+        placement = xdist_placement(worker[0], worker[1], affinity, gpu_ids)
+        apply_placement(placement)
+        early_config.stash[PLACEMENT_KEY] = placement
+        affinity = read_affinity()
+    early_config.stash[AFFINITY_KEY] = affinity
+
+
+def _xdist_worker_to_place(config: pytest.Config) -> tuple[str, int] | None:
+    """("gwN", count) when this is an xdist worker of an --hwperf run, else None."""
+    from pytest_hwperf.workers.placement import xdist_worker
+
+    worker = xdist_worker()
+    if worker is None:
+        return None
+    cli = getattr(config.known_args_namespace, "hwperf", None)
+    if cli is not None:
+        return worker if cli else None
+    try:
+        ini = config.getini("hwperf")
+    except ValueError:
+        return None
+    return worker if str(ini).strip().lower() in ("1", "true", "yes", "on") else None
 
 
 def pytest_configure(config: pytest.Config) -> None:

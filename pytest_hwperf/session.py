@@ -10,6 +10,7 @@ and writes files.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,15 @@ from pytest_hwperf.hardware import software_versions
 from pytest_hwperf.markers import TestSpec
 from pytest_hwperf.options import Settings
 from pytest_hwperf.report import ReportError, build_document, summary_lines, write_document
-from pytest_hwperf.state import CONTEXT_KEY, DEVICE_KEY, MEASUREMENTS_KEY, MODELS_KEY, SPEC_KEY
+from pytest_hwperf.state import (
+    CONTEXT_KEY,
+    DEVICE_KEY,
+    MEASUREMENTS_KEY,
+    MODELS_KEY,
+    PLACEMENT_KEY,
+    SPEC_KEY,
+    WORKER_CONFIG_KEY,
+)
 
 if TYPE_CHECKING:
     from pytest_hwperf.measure.result import Measurement
@@ -110,9 +119,15 @@ class HwperfSession:
             measurements = self._from_benchmark(item, spec)
         records = []
         models = item.stash.get(MODELS_KEY, [])
+        placement = self._placement()
         for m in measurements:
             record = m.to_record()
             record["test_id"] = item.nodeid
+            record["placement"] = placement
+            config_in_force = item.stash.get(WORKER_CONFIG_KEY, None)
+            record["worker_config"] = (
+                None if config_in_force is None else config_in_force.to_record()
+            )
             if record.get("model") is None and len(models) == 1:
                 # The test prepared one model; its measurements are of that model.
                 record["model"] = dict(models[0])
@@ -164,6 +179,18 @@ class HwperfSession:
             )
             report.longrepr = reasons[0] + extra
         return report
+
+    def _placement(self) -> dict[str, object]:
+        """Where this test ran: the process, its CPUs and, under xdist, the worker's share."""
+        share = self.config.stash.get(PLACEMENT_KEY, None)
+        record: dict[str, object] = {
+            "pid": os.getpid(),
+            "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "xdist_worker": os.environ.get("PYTEST_XDIST_WORKER"),
+        }
+        if share is not None:
+            record.update(share.to_record())
+        return record
 
     def _from_benchmark(self, item: pytest.Item, spec: TestSpec) -> list[Measurement]:
         """A test that times its target with pytest-benchmark's `benchmark` fixture is

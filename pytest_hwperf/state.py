@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pytest_hwperf.measure.result import Measurement
     from pytest_hwperf.options import Settings
     from pytest_hwperf.workers.config import WorkerConfig
+    from pytest_hwperf.workers.placement import Placement
 
 __all__ = [
     "AFFINITY_KEY",
@@ -20,6 +21,7 @@ __all__ = [
     "MARKER_ERROR_KEY",
     "MEASUREMENTS_KEY",
     "MODELS_KEY",
+    "PLACEMENT_KEY",
     "SETTINGS_KEY",
     "SPEC_KEY",
     "WORKER_CONFIG_KEY",
@@ -34,3 +36,4 @@ CONTEXT_KEY: pytest.StashKey[HardwareContext] = pytest.StashKey()
 DEVICE_KEY: pytest.StashKey[str] = pytest.StashKey()  # the test's `device` fixture value
 MODELS_KEY: pytest.StashKey[list[dict[str, object]]] = pytest.StashKey()  # hwperf_model
 WORKER_CONFIG_KEY: pytest.StashKey[WorkerConfig] = pytest.StashKey()  # declared or gridded
+PLACEMENT_KEY: pytest.StashKey[Placement] = pytest.StashKey()  # an xdist worker's share

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -149,3 +150,63 @@ def test_bad_workers_marker_fails_only_its_test(pytester, marker, argument):
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([f"*test_bad*@pytest.mark.workers*'{argument}'*"])
+
+
+FOUR_MEASURED = """
+import os
+import time
+
+def _busy():
+    time.sleep(0.001)
+
+def test_a(hwperf):
+    hwperf(_busy)
+
+def test_b(hwperf):
+    hwperf(_busy)
+
+def test_c(hwperf):
+    hwperf(_busy)
+
+def test_d(hwperf):
+    hwperf(_busy)
+"""
+
+
+@pytest.mark.skipif(CORES < 2, reason="needs 2 usable cores for 2 disjoint xdist shares")
+def test_xdist_workers_each_run_on_their_own_cores(pytester, monkeypatch):
+    pytest.importorskip("xdist", reason="needs pytest-xdist")
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(FOUR_MEASURED)
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "--hwperf",
+        "--hwperf-max-time=0.5",
+        "--hwperf-warmup=0.01",
+        "--hwperf-json=out.json",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=4)
+    document = json.loads((pytester.path / "out.json").read_text())
+    records = document["measurements"]
+    assert sorted(r["test_id"].split("::")[1] for r in records) == [
+        "test_a",
+        "test_b",
+        "test_c",
+        "test_d",
+    ]
+    by_worker: dict[str, set[int]] = {}
+    for record in records:
+        placement = record["placement"]
+        assert placement["disjoint"] is True
+        by_worker.setdefault(placement["xdist_worker"], set()).update(placement["cpus"])
+    assert len(by_worker) == 2, by_worker  # both workers measured something
+    first, second = by_worker.values()
+    assert first
+    assert second
+    assert not (first & second)  # disjoint CPU sets
+    for name in ("test_a", "test_b", "test_c", "test_d"):
+        result.stdout.fnmatch_lines([f"*::{name} *"])

@@ -1,5 +1,9 @@
 """Workers and threads: the oversubscription gates and the worker process pool.
 
+- :mod:`pytest_hwperf.workers.config`: a workers x threads config, and applying its
+  thread limit to this process for a test.
+- :mod:`pytest_hwperf.workers.placement`: disjoint CPU sets and one GPU per
+  pytest-xdist worker.
 - :mod:`pytest_hwperf.workers.gate`: declared and observed oversubscription gates.
 - :mod:`pytest_hwperf.workers.observe`: which threads were busy during a measurement.
 - :mod:`pytest_hwperf.workers.pool`: N spawned worker processes, each building its
