@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
@@ -21,6 +23,7 @@ from pytest_hwperf.state import (
     SPEC_KEY,
     WORKER_CONFIG_KEY,
 )
+from pytest_hwperf.warnings import HwperfOversubscriptionWarning
 from pytest_hwperf.workers.config import WorkerConfig, applied_threads
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from pytest_hwperf.hardware.machine import Machine
     from pytest_hwperf.hardware.memory import MemoryInfo
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
+    from pytest_hwperf.workers.observe import ThreadSampler
 
 # The measuring modules (numpy, threadpoolctl) are imported on the first measurement,
 # so that a test run that never measures pays nothing for them at start-up.
@@ -46,6 +50,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# The observed gate counts a thread busy when it used a quarter of a core over the
+# sampling window, and judges only windows long enough for the kernel's 10 ms CPU-time
+# ticks to tell busy from idle: a helper thread's stray tick must not fail a test.
+OBSERVED_BUSY_FRACTION = 0.25
+OBSERVED_MIN_WINDOW_S = 0.5
 
 
 class Hwperf:
@@ -70,7 +80,9 @@ class Hwperf:
         *,
         default_device: Callable[[], str | None] = lambda: None,
         clock: Callable[[], int] = time.perf_counter_ns,
+        usable: Callable[[], tuple[int, str]] | None = None,
     ) -> None:
+        self._usable = usable  # usable cores and their source, for the observed gate
         self._settings = settings
         self._spec = spec
         self._sink = sink
@@ -101,6 +113,36 @@ class Hwperf:
 
         s = self._settings
         return SamplingPolicy(max_time_s=s.max_time_s, warmup_s=s.warmup_s, alpha=s.alpha, gc=s.gc)
+
+    @contextmanager
+    def observing(self) -> Iterator[ThreadSampler | None]:
+        """Count the busy threads of this process and its children while measuring."""
+        if self._usable is None or self._settings.oversubscription == "off":
+            yield None
+            return
+        from pytest_hwperf.workers.observe import ThreadSampler
+
+        sampler = ThreadSampler(busy_fraction=OBSERVED_BUSY_FRACTION)
+        with sampler:
+            yield sampler
+
+    def observe(self, measurement: Measurement, sampler: ThreadSampler | None) -> None:
+        """Record what the sampler saw and apply the observed gate to the measurement."""
+        if sampler is None or self._usable is None:
+            return
+        from pytest_hwperf.workers.gate import observed_gate
+
+        observation = sampler.observation
+        measurement.observed_threads = observation.to_record()
+        if observation.window_s < OBSERVED_MIN_WINDOW_S:
+            return  # too short for per-thread CPU time (10 ms ticks) to tell busy from idle
+        cores, source = self._usable()
+        found = observed_gate(observation, cores, source)
+        if found is None:
+            return
+        measurement.oversubscription = found.message
+        if self._settings.oversubscription == "warn":
+            warnings.warn(HwperfOversubscriptionWarning(found.message), stacklevel=3)
 
     def _device_for(self, fn: Callable[..., object], device: object | None) -> object | None:
         """The device to synchronise: the explicit `device=`, else the prepared model's,
@@ -161,15 +203,17 @@ class Hwperf:
             from pytest_hwperf.hardware import thread_settings
             from pytest_hwperf.measure import measure
 
-            result, measurement = measure(
-                target,
-                name=label,
-                budgets=self._spec.budgets,
-                policy=self._policy(),
-                sync=sync,
-                clock=self._clock,
-            )
+            with self.observing() as observe:
+                result, measurement = measure(
+                    target,
+                    name=label,
+                    budgets=self._spec.budgets,
+                    policy=self._policy(),
+                    sync=sync,
+                    clock=self._clock,
+                )
             measurement.threads = thread_settings()
+            self.observe(measurement, observe)
         else:
             result, measurement = self._call_once(target, label, sync)
         if isinstance(fn, PreparedModel):
@@ -222,8 +266,20 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
     node = request.node
     spec = node.stash.get(SPEC_KEY, TestSpec())
     sink = node.stash.setdefault(MEASUREMENTS_KEY, [])
+    context = _context(request.config)
+
+    def usable() -> tuple[int, str]:
+        cpu = context.machine.cpu
+        return cpu.usable_cores, cpu.usable_source
+
     # Read at each call: the `device` fixture may be set up after this one.
-    return Hwperf(settings, spec, sink, default_device=lambda: node.stash.get(DEVICE_KEY, None))
+    return Hwperf(
+        settings,
+        spec,
+        sink,
+        default_device=lambda: node.stash.get(DEVICE_KEY, None),
+        usable=usable,
+    )
 
 
 def _context(config: pytest.Config) -> HardwareContext:

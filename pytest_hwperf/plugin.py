@@ -29,6 +29,7 @@ from pytest_hwperf.fixtures import (
 )
 from pytest_hwperf.markers import MARKERS, MarkerError, marker_help, read_spec
 from pytest_hwperf.options import add_options, resolve_settings
+from pytest_hwperf.pool_fixture import worker_pool
 from pytest_hwperf.state import (
     AFFINITY_KEY,
     CONTEXT_KEY,
@@ -39,7 +40,7 @@ from pytest_hwperf.state import (
 )
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning, HwperfWarning
 
-__all__ = ["device", "hwinfo", "hwperf", "hwperf_model", "worker_config"]
+__all__ = ["device", "hwinfo", "hwperf", "hwperf_model", "worker_config", "worker_pool"]
 
 _SESSION_NAME = "hwperf-session"
 HARDWARE_SKIP_KEY: pytest.StashKey[bool] = pytest.StashKey()

@@ -57,6 +57,8 @@ def _breaches(record: dict[str, Any], settings: Settings) -> list[str]:
                 f"hwperf: {where}: inconclusive within {settings.max_time_s:g} s"
                 f" (--hwperf-inconclusive=fail): {budget['reason']}"
             )
+    if record.get("oversubscription") and settings.oversubscription == "fail":
+        reasons.append(f"hwperf: {where}: oversubscribed: {record['oversubscription']}")
     return reasons
 
 

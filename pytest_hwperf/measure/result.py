@@ -113,6 +113,8 @@ class Measurement:
     notes: list[str] = field(default_factory=list)
     threads: dict[str, object] = field(default_factory=dict)
     model: dict[str, object] | None = None  # hwperf_model's facts, when it was the target
+    observed_threads: dict[str, object] | None = None  # busy/idle threads during sampling
+    oversubscription: str | None = None  # the observed gate's line, when it tripped
 
     @cached_property
     def stats(self) -> Statistics:
@@ -176,5 +178,7 @@ class Measurement:
             "notes": list(self.notes),
             "threads": dict(self.threads),
             "model": None if self.model is None else dict(self.model),
+            "observed_threads": self.observed_threads,
+            "oversubscription": self.oversubscription,
             "samples_ns": [int(x) for x in self.samples_ns],
         }
