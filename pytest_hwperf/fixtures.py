@@ -126,13 +126,31 @@ class Hwperf:
         with sampler:
             yield sampler
 
-    def observe(self, measurement: Measurement, sampler: ThreadSampler | None) -> None:
-        """Record what the sampler saw and apply the observed gate to the measurement."""
+    def observe(
+        self, measurement: Measurement, sampler: ThreadSampler | None, *, workers_only: bool = False
+    ) -> None:
+        """Record what the sampler saw and apply the observed gate to the measurement.
+
+        `workers_only`: count only the child processes (a worker pool's); the test process
+        drives the load there, standing for clients that run elsewhere in production."""
         if sampler is None or self._usable is None:
             return
+        from dataclasses import replace
+
         from pytest_hwperf.workers.gate import observed_gate
 
         observation = sampler.observation
+        if workers_only:
+            busy = {
+                pid: n
+                for pid, n in observation.busy_by_process.items()
+                if pid != observation.test_pid
+            }
+            observation = replace(
+                observation,
+                busy_by_process={observation.test_pid: 0, **busy},
+                busy_total=sum(busy.values()),
+            )
         measurement.observed_threads = observation.to_record()
         if observation.window_s < OBSERVED_MIN_WINDOW_S:
             return  # too short for per-thread CPU time (10 ms ticks) to tell busy from idle

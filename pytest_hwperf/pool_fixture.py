@@ -123,10 +123,11 @@ class WorkerPools:
             budgets=spec.budgets if (spec is not None and settings.enabled) else (),
             alpha=settings.alpha,
         )
+        measurement.served_per_s = run.throughput_per_s
         if not settings.enabled:
             measurement.mode = "functional"
         else:
-            self._hwperf.observe(measurement, sampler)
+            self._hwperf.observe(measurement, sampler, workers_only=True)
         node.stash.setdefault(MEASUREMENTS_KEY, []).append(measurement)
         return run
 

@@ -22,6 +22,7 @@ from pytest_hwperf.hardware import software_versions
 from pytest_hwperf.markers import TestSpec
 from pytest_hwperf.options import Settings
 from pytest_hwperf.report import ReportError, build_document, summary_lines, write_document
+from pytest_hwperf.report.sweep import sweep_lines, sweeps
 from pytest_hwperf.state import (
     CONTEXT_KEY,
     DEVICE_KEY,
@@ -240,6 +241,7 @@ class HwperfSession:
         environment["fingerprint"] = fp.to_record()
         document = build_document(
             self.records,
+            sweeps=sweeps(self.records),
             environment=environment,
             settings={
                 "alpha": s.alpha,
@@ -267,6 +269,11 @@ class HwperfSession:
         if self.records:
             tr.write_sep("=", "hwperf", bold=True)
             for line in summary_lines(self.records):
+                tr.write_line(line)
+        found = sweeps(self.records)
+        if found:
+            tr.write_sep("-", "hwperf: workers x threads sweeps")
+            for line in sweep_lines(found):
                 tr.write_line(line)
         if self.json_written:
             tr.write_line(f"hwperf: JSON report written to {self.json_written}")

@@ -115,6 +115,7 @@ class Measurement:
     model: dict[str, object] | None = None  # hwperf_model's facts, when it was the target
     observed_threads: dict[str, object] | None = None  # busy/idle threads during sampling
     oversubscription: str | None = None  # the observed gate's line, when it tripped
+    served_per_s: float | None = None  # a worker pool's requests per second, all workers
 
     @cached_property
     def stats(self) -> Statistics:
@@ -180,5 +181,6 @@ class Measurement:
             "model": None if self.model is None else dict(self.model),
             "observed_threads": self.observed_threads,
             "oversubscription": self.oversubscription,
+            "served_per_s": self.served_per_s,
             "samples_ns": [int(x) for x in self.samples_ns],
         }

@@ -29,6 +29,7 @@ def build_document(
     environment: Mapping[str, Any],
     settings: Mapping[str, Any],
     plugin_version: str | None,
+    sweeps: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     outcomes = [r.get("outcome") for r in records]
     return {
@@ -45,6 +46,7 @@ def build_document(
             "no_budget": outcomes.count(None),
         },
         "measurements": [dict(r) for r in records],
+        "sweeps": [dict(s) for s in sweeps],
     }
 
 
