@@ -14,7 +14,7 @@ from pytest_hwperf.options import OPTIONS
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-FIXTURES = ("hwperf", "device", "hwperf_model", "worker_config", "hwinfo")
+FIXTURES = ("hwperf", "device", "hwperf_model", "worker_config", "worker_pool", "hwinfo")
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.flag)
