@@ -11,6 +11,7 @@ and writes.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Generator
 from typing import Any
@@ -54,41 +55,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # Before the conftests load: a conftest importing torch can let OpenMP pin the main
-    # thread, and the affinity read afterwards would be one CPU. An xdist worker under
-    # --hwperf takes its own share of the CPUs and a GPU here, before anything starts
-    # thread pools or CUDA.
+    # thread, and the affinity read afterwards would be one CPU.
     from pytest_hwperf.hardware.cpu import read_affinity
 
-    affinity = read_affinity()
-    worker = _xdist_worker_to_place(early_config)
-    if worker is not None:
-        from pytest_hwperf.hardware.gpu import detect_gpus
-        from pytest_hwperf.workers.placement import apply_placement, xdist_placement
-
-        visible = detect_gpus(torch_fallback=False).visible
-        gpu_ids = [g.uuid or str(g.index) for g in visible]
-        placement = xdist_placement(worker[0], worker[1], affinity, gpu_ids)
-        apply_placement(placement)
-        early_config.stash[PLACEMENT_KEY] = placement
-        affinity = read_affinity()
-    early_config.stash[AFFINITY_KEY] = affinity
+    early_config.stash[AFFINITY_KEY] = read_affinity()
 
 
-def _xdist_worker_to_place(config: pytest.Config) -> tuple[str, int] | None:
-    """("gwN", count) when this is an xdist worker of an --hwperf run, else None."""
+def _place_xdist_worker(config: pytest.Config) -> None:
+    """An xdist worker of an --hwperf run takes its own share of the CPUs and one GPU.
+
+    Done at configure, where `config.workerinput` tells a real worker from a pytester
+    run inside one (both see PYTEST_XDIST_WORKER). The environment limits pools that
+    start later; torch, if a conftest already loaded it, and the native pools loaded so
+    far are limited directly.
+    """
     from pytest_hwperf.workers.placement import xdist_worker
 
-    worker = xdist_worker()
+    worker = xdist_worker() if hasattr(config, "workerinput") else None
     if worker is None:
-        return None
-    cli = getattr(config.known_args_namespace, "hwperf", None)
-    if cli is not None:
-        return worker if cli else None
-    try:
-        ini = config.getini("hwperf")
-    except ValueError:
-        return None
-    return worker if str(ini).strip().lower() in ("1", "true", "yes", "on") else None
+        return
+    from pytest_hwperf.hardware.gpu import detect_gpus
+    from pytest_hwperf.workers.placement import apply_placement, xdist_placement
+
+    affinity = config.stash.get(AFFINITY_KEY, None)
+    if affinity is None:
+        from pytest_hwperf.hardware.cpu import read_affinity
+
+        affinity = read_affinity()
+    visible = detect_gpus(torch_fallback=False).visible
+    placement = xdist_placement(
+        worker[0], worker[1], affinity, [g.uuid or str(g.index) for g in visible]
+    )
+    apply_placement(placement)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(len(placement.cpus))
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=len(placement.cpus))
+    config.stash[PLACEMENT_KEY] = placement
+    config.stash[AFFINITY_KEY] = placement.cpus
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -96,6 +102,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker_help(marker))
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
+    if settings.enabled:
+        _place_xdist_worker(config)
     _context(config)
     if not settings.enabled and settings.json_path is not None:
         config.issue_config_time_warning(

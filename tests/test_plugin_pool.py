@@ -142,7 +142,7 @@ def test_observed_gate_fails_more_busy_threads_than_cores(pytester):
                 torch.set_num_threads(before)
         """
     )
-    result = pytester.runpytest("--hwperf", "--hwperf-max-time=1", "--hwperf-warmup=0.01")
+    result = pytester.runpytest("--hwperf", "--hwperf-max-time=2", "--hwperf-warmup=0.01")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*oversubscribed: observed * busy threads (test process *) > * usable core*"]
