@@ -89,6 +89,17 @@ def parse_devices(raw: str) -> tuple[str, ...]:
     return tuple(devices)
 
 
+def parse_percent(raw: str) -> float:
+    text = raw.strip().removesuffix("%").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError('expected a positive percentage such as 10 or "10%"') from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError('expected a positive percentage such as 10 or "10%"')
+    return value
+
+
 def parse_counts(raw: str) -> tuple[int, ...]:
     values: list[int] = []
     for part in raw.split(","):
@@ -181,6 +192,40 @@ OPTIONS: tuple[Option[Any], ...] = (
         "PATH",
     ),
     Option(
+        "markdown",
+        "Write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)",
+        None,
+        parse_path,
+        "PATH",
+    ),
+    Option(
+        "baseline_dir",
+        "Where baselines (JSON, meant to be committed) and run history (SQLite) live"
+        " (default .hwperf)",
+        Path(".hwperf"),
+        parse_path,
+        "DIR",
+    ),
+    Option(
+        "save",
+        "Record this run as the baseline for this machine's fingerprint",
+        False,
+        parse_bool,
+    ),
+    Option(
+        "regression",
+        "Tolerated slowdown against the baseline, in percent (default 10)",
+        10.0,
+        parse_percent,
+        "PCT",
+    ),
+    Option(
+        "fail_on_improvement",
+        "Fail a test that got significantly faster than its baseline, to force a refresh",
+        False,
+        parse_bool,
+    ),
+    Option(
         "devices",
         "Devices the device fixture is parametrized over, comma-separated (cpu, cuda,"
         " cuda:1, mps) (default: every device present)",
@@ -236,6 +281,11 @@ class Settings:
     oversubscription: Literal["fail", "warn", "off"] = "fail"
     workers: tuple[int, ...] = (1,)
     threads: tuple[int, ...] = (1,)
+    markdown_path: Path | None = None
+    baseline_dir: Path = Path(".hwperf")
+    save: bool = False
+    regression_pct: float = 10.0
+    fail_on_improvement: bool = False
     sources: tuple[tuple[str, str], ...] = ()  # (option, where its value came from)
 
 
@@ -290,6 +340,9 @@ def resolve_settings(config: pytest.Config) -> Settings:
         value, where = _resolve(config, option)
         values[option.name or "enabled"] = value
         sources.append((option.flag, where))
+        if option.name == "baseline_dir" and where == "default":
+            # The default lives at the project root, wherever pytest is started.
+            values["baseline_dir"] = config.rootpath / ".hwperf"
     return Settings(
         enabled=values["enabled"],
         max_time_s=values["max_time"],
@@ -303,5 +356,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
         oversubscription=values["oversubscription"],
         workers=values["workers"],
         threads=values["threads"],
+        markdown_path=values["markdown"],
+        baseline_dir=values["baseline_dir"],
+        save=values["save"],
+        regression_pct=values["regression"],
+        fail_on_improvement=values["fail_on_improvement"],
         sources=tuple(sources),
     )

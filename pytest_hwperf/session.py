@@ -11,7 +11,11 @@ and writes files.
 from __future__ import annotations
 
 import os
+import sqlite3
+import uuid
 from collections.abc import Generator
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,6 +36,7 @@ from pytest_hwperf.state import (
     SPEC_KEY,
     WORKER_CONFIG_KEY,
 )
+from pytest_hwperf.store import Baseline, BaselineStore, StoreError, commit_label
 
 if TYPE_CHECKING:
     from pytest_hwperf.measure.result import Measurement
@@ -39,6 +44,18 @@ if TYPE_CHECKING:
 __all__ = ["REPORT_ATTR", "HwperfSession"]
 
 REPORT_ATTR = "hwperf"
+
+# Saved runs kept per measurement: their medians give the run-to-run spread the
+# regression gate weighs (Student t with k-1 degrees of freedom; 20 runs give 19).
+BASELINE_RUNS = 20
+
+_PERF_FIXTURES = frozenset({"hwperf", "worker_pool", "benchmark"})
+
+
+def _median_ms(samples_ns: list[int]) -> float:
+    from pytest_hwperf import stats
+
+    return stats.percentile(sorted(samples_ns), 50) / 1e6
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -58,6 +75,14 @@ def _breaches(record: dict[str, Any], settings: Settings) -> list[str]:
                 f"hwperf: {where}: inconclusive within {settings.max_time_s:g} s"
                 f" (--hwperf-inconclusive=fail): {budget['reason']}"
             )
+    comparison = record.get("comparison") or {}
+    if comparison.get("outcome") == "regression":
+        reasons.append(f"hwperf: {where}: regression: {comparison['reason']}")
+    elif comparison.get("outcome") == "improvement" and settings.fail_on_improvement:
+        reasons.append(
+            f"hwperf: {where}: improvement (--hwperf-fail-on-improvement: refresh the"
+            f" baseline with --hwperf-save): {comparison['reason']}"
+        )
     if record.get("oversubscription") and settings.oversubscription == "fail":
         reasons.append(f"hwperf: {where}: oversubscribed: {record['oversubscription']}")
     return reasons
@@ -84,6 +109,14 @@ class HwperfSession:
         self.config = config
         self.settings = settings
         self.records: list[dict[str, Any]] = []
+        self.store = BaselineStore(settings.baseline_dir)
+        self.store_errors: list[str] = []
+        self.perf_items = 0
+        self._baseline_loaded = False
+        self._baseline_value: Baseline | None = None
+        self.saved: str | None = None
+        self.history_errors: list[str] = []
+        self.markdown_written: str | None = None
         self.report_errors: list[str] = []
         self.json_written: str | None = None
 
@@ -134,6 +167,7 @@ class HwperfSession:
             if record.get("model") is None and len(models) == 1:
                 # The test prepared one model; its measurements are of that model.
                 record["model"] = dict(models[0])
+            self._compare(record, spec, comparisons=len(measurements))
             records.append(record)
         reasons = [line for r in records for line in _breaches(r, self.settings)]
         # PERF (the status letter) marks a test that passed and failed only its budgets;
@@ -166,6 +200,10 @@ class HwperfSession:
                 ),
                 (f"{prefix}.outcome", record["outcome"] or "no budget"),
             ]
+            comparison = record.get("comparison") or {}
+            if comparison.get("outcome") not in (None, "no baseline"):
+                figures.append((f"{prefix}.change_pct", round(comparison["change_pct"], 3)))
+                figures.append((f"{prefix}.vs_baseline", comparison["outcome"]))
             # The call report carries them for hooks and xdist; JUnit XML reads the
             # teardown report, which copies item.user_properties.
             report.user_properties.extend(figures)
@@ -182,6 +220,54 @@ class HwperfSession:
             )
             report.longrepr = reasons[0] + extra
         return report
+
+    # -- baselines ------------------------------------------------------------------
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # The family of the session's regression comparisons, for Bonferroni: every test
+        # that can measure. Known before any test runs, so each verdict can be given with
+        # its own report (Holm would need every p-value first).
+        self.perf_items = sum(
+            1 for item in items if _PERF_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+
+    def _baseline(self) -> Baseline | None:
+        """This fingerprint's baseline, loaded once; None when there is none or it is
+        unreadable (then the error is reported and nothing is compared or overwritten)."""
+        if not self._baseline_loaded:
+            self._baseline_loaded = True
+            try:
+                self._baseline_value = self.store.load(self.context.fingerprint.digest)
+            except StoreError as exc:
+                self.store_errors.append(str(exc))
+        return self._baseline_value
+
+    def _compare(self, record: dict[str, Any], spec: TestSpec, *, comparisons: int) -> None:
+        """Attach the comparison with this fingerprint's baseline to a measured record."""
+        if record.get("mode") != "measured" or not record.get("samples_ns"):
+            return
+        from pytest_hwperf.regression import bonferroni_alpha, compare
+        from pytest_hwperf.store import measurement_key
+
+        fp = self.context.fingerprint
+        key = measurement_key(record["test_id"], record["name"], record["device"])
+        baseline = self._baseline()
+        runs = baseline.runs_for(key) if baseline is not None else ()
+        threshold = spec.regression_pct or self.settings.regression_pct
+        alpha = bonferroni_alpha(self.settings.alpha, max(1, self.perf_items) * max(1, comparisons))
+        median = _median_ms(record["samples_ns"])
+        if median <= 0:
+            # Faster than the clock resolves: there is no ratio to judge.
+            record["notes"].append("not compared with the baseline: the median is 0 ns")
+            return
+        found = compare(
+            median, [run.median_ms for run in runs], threshold_pct=threshold, alpha=alpha
+        )
+        comparison = found.to_record(fp.digest)
+        comparison["key"] = key
+        comparison["reason"] = found.reason(fp.digest)
+        record["comparison"] = comparison
+        record["fingerprint"] = {"digest": fp.digest, "label": fp.label, "hashed": fp.hashed}
 
     def _placement(self) -> dict[str, object]:
         """Where this test ran: the process, its CPUs and, under xdist, the worker's share."""
@@ -231,15 +317,88 @@ class HwperfSession:
             self.records.extend(data.get("records", []))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        path = self.settings.json_path
-        if _is_xdist_worker(self.config) or path is None:
+        if _is_xdist_worker(self.config):
             return
+        # Only the controller writes: history, the baseline, then the reports. Each step
+        # reports its own failure and the others still run.
+        run_id = uuid.uuid4().hex[:12]
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        commit = commit_label(self.config.rootpath)
+        self._record_history(run_id, created, commit)
+        if self.settings.save:
+            self._save_baseline(run_id, created, commit)
+        self._write_json()
+        self._write_markdown()
+        self._baseline()  # a baseline that cannot be read is reported even if unused
+        failed = bool(self.report_errors or self.store_errors)
+        if failed and session.exitstatus == pytest.ExitCode.OK:
+            # A requested report, a save, or a gate that could not run must not leave
+            # CI green.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _measured(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("mode") == "measured" and r.get("samples_ns")]
+
+    def _record_history(self, run_id: str, created: str, commit: str | None) -> None:
+        from pytest_hwperf.store import History, measurement_key
+
+        measured = self._measured()
+        if not measured:
+            return
+        fp = self.context.fingerprint
+        rows = [
+            {
+                "key": measurement_key(r["test_id"], r["name"], r["device"]),
+                "test_id": r["test_id"],
+                "name": r["name"],
+                "device": r["device"],
+                "n": r["stats"]["n"],
+                "median_ms": _median_ms(r["samples_ns"]),
+                "mean_ms": r["stats"]["mean_ms"],
+                "p95_ms": r["stats"]["p95_ms"],
+                "outcome": r.get("outcome"),
+                "samples_ns": r["samples_ns"],
+            }
+            for r in measured
+        ]
+        try:
+            History(self.settings.baseline_dir / "history.sqlite").record_run(
+                run_id, created, fp.digest, fp.label, commit, rows
+            )
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            self.history_errors.append(f"run history not recorded: {exc}")
+
+    def _save_baseline(self, run_id: str, created: str, commit: str | None) -> None:
+        from pytest_hwperf.store import RunSummary, measurement_key
+
+        by_fingerprint: dict[str, tuple[dict[str, Any], dict[str, RunSummary]]] = {}
+        for r in self._measured():
+            fingerprint = r.get("fingerprint") or {}
+            digest = fingerprint.get("digest")
+            if not digest:
+                continue
+            key = measurement_key(r["test_id"], r["name"], r["device"])
+            run = RunSummary.from_samples(
+                run_id, created, commit, r["samples_ns"], r["timing"]["block_size"]
+            )
+            by_fingerprint.setdefault(digest, (fingerprint, {}))[1][key] = run
+        saved = []
+        for fingerprint, runs in by_fingerprint.values():
+            try:
+                path = self.store.save(fingerprint, runs, keep=BASELINE_RUNS)
+            except (StoreError, ValueError) as exc:
+                self.store_errors.append(f"baseline not saved: {exc}")
+            else:
+                saved.append(f"{path} ({len(runs)} measurements)")
+        self.saved = ", ".join(saved) or None
+
+    def _document(self) -> dict[str, Any]:
         s = self.settings
         fp = self.context.fingerprint
         environment: dict[str, Any] = dict(software_versions())
         environment["machine"] = self.context.machine.to_record()
         environment["fingerprint"] = fp.to_record()
-        document = build_document(
+        return build_document(
             self.records,
             sweeps=sweeps(self.records),
             environment=environment,
@@ -249,18 +408,51 @@ class HwperfSession:
                 "warmup_s": s.warmup_s,
                 "inconclusive": s.inconclusive,
                 "gc": s.gc,
+                "regression_pct": s.regression_pct,
+                "baseline_dir": str(s.baseline_dir),
+                "perf_items": self.perf_items,
             },
             plugin_version=software_versions()["pytest_hwperf"],
         )
+
+    def _write_json(self) -> None:
+        path = self.settings.json_path
+        if path is None:
+            return
         try:
-            write_document(path, document)
+            write_document(path, self._document())
         except ReportError as exc:
             self.report_errors.append(str(exc))
-            # A requested report that could not be written must not leave CI green.
-            if session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         else:
             self.json_written = str(path)
+
+    def _write_markdown(self) -> None:
+        from pytest_hwperf.report.markdown import markdown_summary
+
+        targets = [self.settings.markdown_path]
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            targets.append(Path(step_summary))
+        if not any(targets):
+            return
+        text = markdown_summary(
+            self.records, sweeps=sweeps(self.records), fingerprint=self.context.fingerprint.label
+        )
+        path = self.settings.markdown_path
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                self.report_errors.append(f"cannot write the Markdown report {path}: {exc}")
+            else:
+                self.markdown_written = str(path)
+        if step_summary:
+            try:
+                with open(step_summary, "a", encoding="utf-8") as fh:  # appended, as GitHub asks
+                    fh.write(text)
+            except OSError as exc:
+                self.report_errors.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if _is_xdist_worker(self.config):
@@ -275,7 +467,15 @@ class HwperfSession:
             tr.write_sep("-", "hwperf: workers x threads sweeps")
             for line in sweep_lines(found):
                 tr.write_line(line)
+        if self.saved:
+            tr.write_line(f"hwperf: baseline saved to {self.saved}")
         if self.json_written:
             tr.write_line(f"hwperf: JSON report written to {self.json_written}")
+        if self.markdown_written:
+            tr.write_line(f"hwperf: Markdown report written to {self.markdown_written}")
+        for error in self.store_errors:
+            tr.write_line(f"hwperf: error: {error}", red=True, bold=True)
+        for error in self.history_errors:
+            tr.write_line(f"hwperf: warning: {error}", yellow=True)
         for error in self.report_errors:
             tr.write_line(f"hwperf: error: {error}", red=True, bold=True)

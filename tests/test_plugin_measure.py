@@ -198,7 +198,9 @@ def test_two_named_measurements_are_judged_and_reported_separately(pytester: pyt
     # Both rows in the terminal summary, each with its own verdict.
     summary = result.outlines[result.outlines.index(_sep_line(result, "hwperf")) :]
     result_rows = [line.split() for line in summary if line.startswith("test_named.py::test_two")]
-    assert [(row[1], row[-1]) for row in result_rows] == [("a", "pass"), ("b", "FAIL")]
+    # name, then verdict (before the baseline columns: "-", "no baseline").
+    assert [(row[1], row[-4]) for row in result_rows] == [("a", "pass"), ("b", "FAIL")]
+    assert all(row[-2:] == ["no", "baseline"] for row in result_rows)
     # And both in the JSON report.
     records = records_by_name(pytester.path / "out.json")
     assert (records["a"]["outcome"], records["b"]["outcome"]) == ("pass", "fail")
@@ -382,13 +384,16 @@ def test_json_report_schema(pytester: pytest.Pytester):
         assert environment["torch"] == metadata.version("torch")
     except metadata.PackageNotFoundError:
         assert environment["torch"] is None
-    assert document["settings"] == {
+    settings = document["settings"]
+    assert {k: settings[k] for k in ("alpha", "gc", "inconclusive", "max_time_s", "warmup_s")} == {
         "alpha": 0.02,
         "gc": "disable",
         "inconclusive": "pass",
         "max_time_s": 2.0,
         "warmup_s": 0.01,
     }
+    assert settings["regression_pct"] == 10.0
+    assert settings["perf_items"] == 3
     assert document["summary"]["measurements"] == 3
     assert (document["summary"]["pass"], document["summary"]["no_budget"]) == (2, 1)
 

@@ -104,6 +104,11 @@ def test_the_option_table_is_what_these_tests_cover():
         "inconclusive",
         "gc",
         "json",
+        "markdown",
+        "baseline_dir",
+        "save",
+        "regression",
+        "fail_on_improvement",
         "devices",
         "oversubscription",
         "workers",
@@ -390,6 +395,9 @@ BAD_VALUES = [
     ("workers", "0"),
     ("workers", "two"),
     ("threads", "1,-2"),
+    ("regression", "0"),
+    ("regression", "lots"),
+    ("regression", "-5%"),
 ]
 
 

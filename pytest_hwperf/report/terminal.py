@@ -7,12 +7,12 @@ from typing import Any
 
 from pytest_hwperf.budgets import fmt_rate
 
-__all__ = ["summary_lines"]
+__all__ = ["budget_text", "ms_text", "summary_lines"]
 
 _HEADERS = ("test", "name", "device", "n", "p50", "p95", "p99", "budget", "verdict")
 
 
-def _ms(value: object) -> str:
+def ms_text(value: object) -> str:
     if not isinstance(value, (int, float)):
         return "-"
     if value >= 100:
@@ -22,11 +22,11 @@ def _ms(value: object) -> str:
     return f"{value * 1000:.1f}us"
 
 
-def _budget_text(record: Mapping[str, Any]) -> str:
+def budget_text(record: Mapping[str, Any]) -> str:
     parts: list[str] = []
     for budget in record.get("budgets", []):
         if budget.get("kind") == "latency":
-            parts.append(f"p{budget['percentile']:g}<={_ms(budget['budget_ms'])}")
+            parts.append(f"p{budget['percentile']:g}<={ms_text(budget['budget_ms'])}")
         elif budget.get("kind") == "throughput":
             parts.append(f">={fmt_rate(budget['min_per_s'])}/s")
     return ",".join(parts) or "-"
@@ -39,9 +39,13 @@ def _row(record: Mapping[str, Any]) -> tuple[str, ...]:
     verdict = record.get("outcome") or "no budget"
     if block != 1:
         # Block means: no per-call percentiles; show the mean where p50 would be.
-        p50, p95, p99 = f"mean {_ms(stats.get('mean_ms'))}", "-", "-"
+        p50, p95, p99 = f"mean {ms_text(stats.get('mean_ms'))}", "-", "-"
     else:
-        p50, p95, p99 = _ms(stats.get("p50_ms")), _ms(stats.get("p95_ms")), _ms(stats.get("p99_ms"))
+        p50, p95, p99 = (
+            ms_text(stats.get("p50_ms")),
+            ms_text(stats.get("p95_ms")),
+            ms_text(stats.get("p99_ms")),
+        )
     return (
         str(record.get("test_id", "?")),
         str(record.get("name", "?")),
@@ -50,16 +54,31 @@ def _row(record: Mapping[str, Any]) -> tuple[str, ...]:
         p50,
         p95,
         p99,
-        _budget_text(record),
+        budget_text(record),
         str(verdict).upper() if verdict == "fail" else str(verdict),
     )
 
 
+def _versus(record: Mapping[str, Any]) -> tuple[str, str]:
+    """(baseline median, change and verdict) cells."""
+    comparison = record.get("comparison") or {}
+    outcome = comparison.get("outcome")
+    if outcome in (None, "no baseline"):
+        return "-", "no baseline" if outcome else "-"
+    change = comparison.get("change_pct")
+    text = f"{change:+.1f}%" if isinstance(change, (int, float)) else "-"
+    word = "REGRESSION" if outcome == "regression" else str(outcome)
+    return ms_text(comparison.get("baseline_ms")), f"{text} {word}"
+
+
 def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """A plain-text table of the measurements, one row each."""
-    rows = [_HEADERS, *(_row(r) for r in records)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADERS))]
-    numeric = {3, 4, 5, 6}
+    """A plain-text table of the measurements, one row each; with baseline and change
+    columns when any measurement was compared with a baseline."""
+    compared = any(r.get("comparison") for r in records)
+    headers = _HEADERS + (("baseline", "change") if compared else ())
+    rows = [headers, *((_row(r) + (_versus(r) if compared else ())) for r in records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
+    numeric = {3, 4, 5, 6, 9}
     lines = []
     for row in rows:
         cells = [

@@ -1,0 +1,441 @@
+"""Regression verdicts: is this run's median slower than the baseline's, on this machine?
+
+The statistic is a measurement's median per-call latency (robust to the tail; tails are
+the budgets' business), compared on the log scale against the k saved baseline runs of
+the same measurement on the same hardware fingerprint:
+
+    d = ln(current median) - mean(ln(baseline medians))
+
+The spread that judges d is the run-to-run spread of the median, never the spread of
+the samples inside one run: those samples share the machine's state during that run
+(clock, co-tenants, cache and memory placement), so they say nothing about how far the
+next run's median will move, and treating them as independent draws is what makes
+pytest-benchmark's gate cry wolf. With k >= 3 baseline runs the spread is the standard
+deviation of their log medians and the bounds use Student's t with k - 1 degrees of
+freedom; with fewer it is a conservative prior and the normal distribution. Either way it
+never drops below a floor, so a baseline that happened to repeat perfectly does not turn
+a 0.1% change into a significant one.
+
+A slowdown is a regression only when it is significant (lower bound above 0) and a
+slowdown as large as the threshold is not ruled out (upper bound at or beyond it): a
+change shown to be smaller than the threshold is tolerated. Improvements mirror this.
+docs/statistics.md ("Regressions against the baseline") gives the reasoning and the
+session-wide correction (`bonferroni_alpha`).
+
+Pure Python: Student's t distribution is computed here (regularized incomplete beta
+function by continued fraction), so scipy is not a runtime dependency; the Cornish-
+Fisher `stats.student_t_quantile` is not used because it is only accurate for 9 or more
+degrees of freedom and the baseline gives 2 to 4. Nothing here knows about pytest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+__all__ = [
+    "IMPROVEMENT",
+    "MIN_RUNS_FOR_SPREAD",
+    "NO_BASELINE",
+    "OUTCOMES",
+    "REGRESSION",
+    "UNCHANGED",
+    "Comparison",
+    "bonferroni_alpha",
+    "compare",
+    "parse_threshold",
+    "student_t_cdf",
+    "student_t_isf",
+    "student_t_sf",
+]
+
+REGRESSION = "regression"
+IMPROVEMENT = "improvement"
+UNCHANGED = "unchanged"
+NO_BASELINE = "no baseline"
+OUTCOMES = (REGRESSION, IMPROVEMENT, UNCHANGED, NO_BASELINE)
+
+MIN_RUNS_FOR_SPREAD = 3
+"""Baseline runs needed before their own spread is trusted over the prior: one run has
+no spread, and two give a t with 1 degree of freedom (Cauchy), whose 99% quantile
+(31.8) would make the gate blind."""
+
+
+# --- Student's t distribution, exact, in pure Python ----------------------------------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (Numerical Recipes' betacf,
+    modified Lentz), converging fast for x < (a + 1) / (a + b + 2)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = tiny if abs(d) < tiny else d
+    d = 1.0 / d
+    h = d
+    for m in range(1, 10_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = tiny if abs(d) < tiny else d
+        c = 1.0 + aa / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = tiny if abs(d) < tiny else d
+        c = 1.0 + aa / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            return h
+    raise ArithmeticError(f"incomplete beta did not converge (a={a}, b={b}, x={x})")
+
+
+def _betainc(a: float, b: float, x: float, y: float) -> float:
+    """Regularized incomplete beta I_x(a, b), with y = 1 - x given separately (computed
+    by the caller without cancellation: near t = 0, x is within 1e-12 of 1). The
+    continued fraction is evaluated on whichever side converges; the result is only
+    subtracted from 1 on the far side, where it is near 1, so small tail probabilities
+    keep their relative precision."""
+    if x <= 0.0:
+        return 0.0
+    if y <= 0.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
+    )
+    front = math.exp(log_front)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, y) / b
+
+
+def _check_dof(dof: float) -> None:
+    if not (dof > 0 and math.isfinite(dof)):
+        raise ValueError(f"degrees of freedom must be positive and finite, got {dof}")
+
+
+def student_t_sf(t: float, dof: float) -> float:
+    """P(T > t) for Student's t with `dof` degrees of freedom, exactly.
+
+    The tail P(|T| > |t|) = I_{dof/(dof+t^2)}(dof/2, 1/2) is computed directly, so a
+    p-value of 1e-12 is as precise as one of 0.3.
+    """
+    _check_dof(dof)
+    if math.isnan(t):
+        raise ValueError("t is NaN")
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    if t == 0.0:
+        return 0.5
+    t2 = t * t
+    x, y = dof / (dof + t2), t2 / (dof + t2)
+    half_tail = 0.5 * _betainc(0.5 * dof, 0.5, x, y)  # P(T > |t|)
+    return half_tail if t > 0 else 1.0 - half_tail
+
+
+def student_t_cdf(t: float, dof: float) -> float:
+    """P(T <= t) for Student's t with `dof` degrees of freedom, exactly."""
+    return student_t_sf(-t, dof)
+
+
+def student_t_isf(prob: float, dof: float) -> float:
+    """The t with P(T > t) = prob (the upper-tail quantile), by bisection on the exact
+    tail, so it stays accurate for the small probabilities a session-wide correction
+    asks for (alpha / number of tests)."""
+    _check_dof(dof)
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"probability must be within (0, 1), got {prob}")
+    if prob == 0.5:
+        return 0.0
+    if prob > 0.5:
+        return -student_t_isf(1.0 - prob, dof)
+    lo, hi = 0.0, 1.0
+    while student_t_sf(hi, dof) > prob:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if student_t_sf(mid, dof) > prob:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z > z), via erfc so small tails keep their precision."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+# --- The comparison --------------------------------------------------------------------
+
+
+def _fmt_ms(ms: float) -> str:
+    """Milliseconds as the budget reasons show them, except that a value that would
+    round up to the next format ("1000.0 us" for a baseline's geometric mean of
+    0.99996 ms) is shown in that format ("1.00 ms")."""
+    if ms >= 99.995:
+        return f"{ms:.0f} ms"
+    if ms >= 0.99995:
+        return f"{ms:.2f} ms"
+    return f"{ms * 1000:.1f} us"
+
+
+def _pct(log_ratio: float) -> float:
+    # Clamped so that an absurd bound (a t quantile with 2 degrees of freedom at a tiny
+    # Bonferroni level, times a wild spread) stays a finite, JSON-safe number.
+    return 100.0 * math.expm1(min(log_ratio, 700.0))
+
+
+def _fmt_pct(pct: float) -> str:
+    shown = round(pct, 1)
+    return f"{shown if shown != 0.0 else 0.0:+.1f}%"  # never "-0.0%"
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.0001 else f"{p:.1e}"
+
+
+def _fmt_threshold(pct: float) -> str:
+    return f"{pct:g}%"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One measurement's median against its baseline on this fingerprint.
+
+    `baseline_ms` is the geometric mean of the baseline runs' medians (the mean on the
+    log scale the test works on). `change_pct` is the relative change of the current
+    median against it; `ci_low_pct`/`ci_high_pct` are the one-sided (1 - alpha) lower
+    and upper bounds the verdict was decided on, which together form a two-sided
+    (1 - 2 alpha) interval (`ci_confidence_pct`). `p_value` is one-sided, in the
+    direction of the change: of "no slowdown" when the median went up, of "no speedup"
+    when it went down. `sigma_pct` is the run-to-run spread used (log scale, in percent)
+    and `sigma_source` says where it came from. All None (and `baseline_runs` 0) for
+    "no baseline".
+    """
+
+    outcome: str
+    statistic: str
+    current_ms: float
+    baseline_ms: float | None
+    change_pct: float | None
+    ci_low_pct: float | None
+    ci_high_pct: float | None
+    p_value: float | None
+    sigma_pct: float | None
+    sigma_source: str
+    baseline_runs: int
+    threshold_pct: float
+    alpha: float
+
+    @property
+    def ci_confidence_pct(self) -> float:
+        """Confidence of the interval [ci_low_pct, ci_high_pct]: each bound holds at
+        1 - alpha on its own side, so both together at 1 - 2 alpha."""
+        return 100.0 * (1.0 - 2.0 * self.alpha)
+
+    def reason(self, fingerprint: str | None = None) -> str:
+        """One line: statistic, current and baseline, change with its interval,
+        threshold, p-value and fingerprint; what a failing test shows."""
+        where = f"; fingerprint {fingerprint}" if fingerprint else ""
+        current = f"{self.statistic} {_fmt_ms(self.current_ms)}"
+        if (
+            self.outcome == NO_BASELINE
+            or self.baseline_ms is None
+            or self.change_pct is None
+            or self.ci_low_pct is None
+            or self.ci_high_pct is None
+            or self.p_value is None
+        ):
+            return f"{current}: no baseline{where}"
+        threshold = _fmt_threshold(self.threshold_pct)
+        change = (
+            f"{_fmt_pct(self.change_pct)} ({self.ci_confidence_pct:.4g}% CI "
+            f"{_fmt_pct(self.ci_low_pct)} to {_fmt_pct(self.ci_high_pct)})"
+        )
+        if self.outcome == REGRESSION:
+            if self.change_pct >= self.threshold_pct:
+                verdict = f"beyond the {threshold} threshold"
+            else:
+                verdict = f"significantly slower, not shown within the {threshold} threshold"
+        elif self.outcome == IMPROVEMENT:
+            if self.change_pct <= _pct(-math.log1p(self.threshold_pct / 100.0)):
+                verdict = f"faster beyond the {threshold} threshold"
+            else:
+                verdict = f"significantly faster, not shown within the {threshold} threshold"
+        elif self.ci_low_pct > 0.0:
+            verdict = f"slower, but shown within the {threshold} threshold"
+        elif self.ci_high_pct < 0.0:
+            verdict = f"faster, but shown within the {threshold} threshold"
+        else:
+            verdict = f"no significant change (threshold {threshold})"
+        return (
+            f"{current} vs baseline {_fmt_ms(self.baseline_ms)}: {change}, {verdict}, "
+            f"p={_fmt_p(self.p_value)}{where}"
+        )
+
+    def to_record(self, fingerprint: str | None = None) -> dict[str, object]:
+        """JSON-safe record (plain floats, ints, strings and None; no NaN or inf)."""
+        return {
+            "outcome": self.outcome,
+            "statistic": self.statistic,
+            "current_ms": self.current_ms,
+            "baseline_ms": self.baseline_ms,
+            "change_pct": self.change_pct,
+            "ci_low_pct": self.ci_low_pct,
+            "ci_high_pct": self.ci_high_pct,
+            "ci_confidence_pct": self.ci_confidence_pct,
+            "p_value": self.p_value,
+            "sigma_pct": self.sigma_pct,
+            "sigma_source": self.sigma_source,
+            "baseline_runs": self.baseline_runs,
+            "threshold_pct": self.threshold_pct,
+            "alpha": self.alpha,
+            "reason": self.reason(fingerprint),
+        }
+
+
+def _positive_finite(name: str, value: float) -> float:
+    number = float(value)
+    if not (number > 0.0 and math.isfinite(number)):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return number
+
+
+def compare(
+    current_median_ms: float,
+    baseline_medians_ms: Sequence[float],
+    *,
+    threshold_pct: float = 10.0,
+    alpha: float = 0.01,
+    prior_sigma_pct: float = 5.0,
+    sigma_floor_pct: float = 0.5,
+) -> Comparison:
+    """Judge the current median against the baseline runs' medians (oldest first).
+
+    `alpha` is the one-sided level of each direction for this one comparison; pass
+    `bonferroni_alpha(session_alpha, comparisons)` to hold the session's false-alarm
+    rate. An empty baseline gives outcome "no baseline"; a non-positive or non-finite
+    median is a ValueError (a median of 0 ms is a measuring bug, not a speedup).
+    """
+    current = _positive_finite("current median", current_median_ms)
+    threshold = _positive_finite("threshold_pct", threshold_pct)
+    prior = _positive_finite("prior_sigma_pct", prior_sigma_pct) / 100.0
+    if not (sigma_floor_pct >= 0.0 and math.isfinite(sigma_floor_pct)):
+        raise ValueError(f"sigma_floor_pct must be >= 0 and finite, got {sigma_floor_pct!r}")
+    floor = sigma_floor_pct / 100.0
+    if not 0.0 < alpha <= 0.5:
+        raise ValueError(f"alpha must be within (0, 0.5], got {alpha!r}")
+    baseline = [_positive_finite("baseline median", b) for b in baseline_medians_ms]
+    k = len(baseline)
+    if k == 0:
+        return Comparison(
+            outcome=NO_BASELINE,
+            statistic="median",
+            current_ms=current,
+            baseline_ms=None,
+            change_pct=None,
+            ci_low_pct=None,
+            ci_high_pct=None,
+            p_value=None,
+            sigma_pct=None,
+            sigma_source="no baseline runs",
+            baseline_runs=0,
+            threshold_pct=threshold,
+            alpha=alpha,
+        )
+
+    logs = [math.log(b) for b in baseline]
+    mean_log = math.fsum(logs) / k
+    d = math.log(current) - mean_log
+
+    dof: int | None
+    if k >= MIN_RUNS_FOR_SPREAD:
+        spread = math.sqrt(math.fsum((x - mean_log) ** 2 for x in logs) / (k - 1))
+        dof = k - 1
+        source = f"run-to-run spread of {k} baseline runs"
+    else:
+        spread = prior
+        dof = None
+        runs = "1 baseline run" if k == 1 else f"{k} baseline runs"
+        source = (
+            f"prior {prior_sigma_pct:g}% ({runs}, fewer than {MIN_RUNS_FOR_SPREAD} "
+            "needed to measure the spread)"
+        )
+    if spread < floor:
+        spread = floor
+        source += f", raised to the {sigma_floor_pct:g}% floor"
+
+    # The current run is one more draw (variance s^2); the baseline mean has s^2 / k.
+    se = spread * math.sqrt(1.0 + 1.0 / k)
+    if dof is None:
+        quantile = NormalDist().inv_cdf(1.0 - alpha)
+        z = d / se
+        p_up, p_down = _normal_sf(z), _normal_sf(-z)
+    else:
+        quantile = student_t_isf(alpha, dof)
+        t = d / se
+        p_up, p_down = student_t_sf(t, dof), student_t_cdf(t, dof)
+    lower, upper = d - quantile * se, d + quantile * se
+    limit = math.log1p(threshold / 100.0)
+
+    if lower > 0.0 and upper >= limit:
+        outcome = REGRESSION
+    elif upper < 0.0 and lower <= -limit:
+        outcome = IMPROVEMENT
+    else:
+        outcome = UNCHANGED
+    return Comparison(
+        outcome=outcome,
+        statistic="median",
+        current_ms=current,
+        baseline_ms=math.exp(mean_log),
+        change_pct=_pct(d),
+        ci_low_pct=_pct(lower),
+        ci_high_pct=_pct(upper),
+        p_value=p_up if d >= 0.0 else p_down,
+        sigma_pct=100.0 * spread,
+        sigma_source=source,
+        baseline_runs=k,
+        threshold_pct=threshold,
+        alpha=alpha,
+    )
+
+
+def bonferroni_alpha(alpha: float, comparisons: int) -> float:
+    """The level for each of `comparisons` comparisons that keeps the chance of any
+    false alarm in the session at most `alpha`.
+
+    Bonferroni rather than Holm or Benjamini-Hochberg: a test's verdict must be given
+    with its own report, before the other tests have run, and a step-down or step-up
+    procedure needs every p-value first. `hwperf compare` uses it too, with the same
+    count, so both reach the same verdict on the same results.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be within (0, 1), got {alpha!r}")
+    return alpha / max(1, int(comparisons))
+
+
+def parse_threshold(raw: str | float) -> float:
+    """A tolerated slowdown in percent: 10, 10.0, "10" and "10%" all mean 10%."""
+    what = 'the regression threshold must be a positive percentage such as 10 or "10%"'
+    value = raw.strip().removesuffix("%").strip() if isinstance(raw, str) else raw
+    if isinstance(value, bool):  # True is an int to Python, not a percentage to a user
+        raise ValueError(f"{what}, got {raw!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}, got {raw!r}") from None
+    if not (number > 0.0 and math.isfinite(number)):
+        raise ValueError(f"{what}, got {raw!r}")
+    return number

@@ -1,0 +1,41 @@
+"""The store: baselines (JSON per hardware fingerprint, committed) and the run history
+(SQLite), under ``--hwperf-baseline-dir`` (``.hwperf/`` by default).
+
+Plain Python below the pytest layer: the plugin's controller process and the ``hwperf``
+CLI both use it. Nothing here imports pytest or, until samples are summarised, numpy.
+"""
+
+from __future__ import annotations
+
+from pytest_hwperf.store.baselines import (
+    KEEP_RUNS,
+    SAMPLE_CAP,
+    SCHEMA_VERSION,
+    Baseline,
+    BaselineInfo,
+    BaselineStore,
+    RunSummary,
+    StoreError,
+    measurement_key,
+    thin_samples,
+)
+from pytest_hwperf.store.git import commit_label, current_commit
+from pytest_hwperf.store.history import HISTORY_SCHEMA_VERSION, History, TrendRow
+
+__all__ = [
+    "HISTORY_SCHEMA_VERSION",
+    "KEEP_RUNS",
+    "SAMPLE_CAP",
+    "SCHEMA_VERSION",
+    "Baseline",
+    "BaselineInfo",
+    "BaselineStore",
+    "History",
+    "RunSummary",
+    "StoreError",
+    "TrendRow",
+    "commit_label",
+    "current_commit",
+    "measurement_key",
+    "thin_samples",
+]

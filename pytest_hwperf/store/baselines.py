@@ -1,0 +1,490 @@
+"""Baselines: one JSON file per hardware fingerprint, meant to be committed.
+
+``<root>/baselines/<digest>.json`` holds, for every measurement key, the summaries of
+the last ``KEEP_RUNS`` saved runs on that fingerprint (oldest first). Measurements are
+never compared across fingerprints, so the digest is the file name and the file repeats
+the fingerprint it was recorded on (its digest, label and what was hashed) for people
+and for a check on load.
+
+Why the file looks the way it does:
+
+- Diff-friendly: keys sorted, one value per line (``indent=1``), a trailing newline, and
+  nothing that changes when the data does not (no "last written" stamp), so saving the
+  same data twice gives byte-identical files and a review shows only what moved.
+- Raw samples are kept so that a later, better test can be run on old baselines, but
+  within a cap: ``SAMPLE_CAP`` per run (see ``thin_samples``). Statistics are always
+  computed from every sample before thinning.
+- ``schema_version`` from day one. A file that is corrupt, truncated or of a newer
+  schema raises ``StoreError`` naming the path and what to do; it is never overwritten
+  (``save`` loads first and writes nothing when that fails).
+- Writes are atomic: a temporary file in the same folder (``.<digest>.json.*.tmp``),
+  flushed and fsynced, then ``os.replace``. A process killed mid-write leaves the
+  previous file whole; its temporary file is never read (no loader looks at names
+  starting with ".") and is deleted by the next successful save once it is a minute old.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "KEEP_RUNS",
+    "SAMPLE_CAP",
+    "SCHEMA_VERSION",
+    "Baseline",
+    "BaselineInfo",
+    "BaselineStore",
+    "RunSummary",
+    "StoreError",
+    "measurement_key",
+    "thin_samples",
+]
+
+SCHEMA_VERSION = 1
+SAMPLE_CAP = 2000  # raw samples kept per run: enough for tail quantiles; ~28 kB of JSON
+KEEP_RUNS = 5  # runs kept per measurement: past spread without unbounded growth
+
+Samples: TypeAlias = "Sequence[int] | np.ndarray"  # nanoseconds, any integer dtype
+
+_T = TypeVar("_T")
+
+_DIGEST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_STALE_TEMP_S = 60.0  # a temporary file this old belongs to no live save
+_FIX = "restore it from git or delete it to record a new baseline with --hwperf-save"
+
+
+class StoreError(Exception):
+    """A baseline or history file could not be used; the one-line message names the file,
+    what is wrong and what to do. The file is left as it was."""
+
+
+def measurement_key(test_id: str, name: str, device: str) -> str:
+    """The key of one measurement in baselines and history: ``test_id::name@device``."""
+    return f"{test_id}::{name}@{device}"
+
+
+def thin_samples(samples_ns: Samples, cap: int = SAMPLE_CAP) -> tuple[int, ...]:
+    """At most ``cap`` samples that keep the shape of the distribution.
+
+    With more than ``cap`` samples, the kept ones sit at ``cap`` evenly spaced positions
+    of the sorted order (ranks ``round(i * (n - 1) / (cap - 1))``): the minimum and
+    maximum are always kept and every quantile of the kept set is within one rank step
+    of the full set's. The kept samples stay in the order they were measured, so drift
+    over a run is still visible. Up to ``cap`` samples come back unchanged.
+    """
+    import numpy as np  # lazily: importing the plugin must not import numpy
+
+    if cap < 2:
+        raise ValueError(f"cap must be at least 2, got {cap}")
+    values = np.asarray(samples_ns, dtype=np.int64).reshape(-1)
+    n = int(values.size)
+    if n <= cap:
+        return tuple(int(v) for v in values.tolist())
+    order = np.argsort(values, kind="stable")  # ties keep their measured order
+    ranks = np.rint(np.arange(cap) * ((n - 1) / (cap - 1))).astype(np.int64)
+    chosen = np.sort(order[ranks])  # step > 1, so the ranks are distinct
+    return tuple(int(v) for v in values[chosen].tolist())
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _require(record: Mapping[str, Any], key: str) -> Any:
+    if key not in record:
+        raise ValueError(f"missing {key!r}")
+    return record[key]
+
+
+def _int(record: Mapping[str, Any], key: str, minimum: int) -> int:
+    value = _require(record, key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{key!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _float(record: Mapping[str, Any], key: str) -> float:
+    value = _require(record, key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key!r} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{key!r} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
+def _str(record: Mapping[str, Any], key: str) -> str:
+    value = _require(record, key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be a string, got {value!r}")
+    return value
+
+
+def _optional(
+    record: Mapping[str, Any], key: str, check: Callable[[Mapping[str, Any], str], _T]
+) -> _T | None:
+    return None if _require(record, key) is None else check(record, key)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run of one measurement as a baseline keeps it.
+
+    ``n`` counts every sample taken; ``samples_ns`` holds at most ``SAMPLE_CAP`` of them
+    (see ``thin_samples``), and the statistics were computed from all ``n``. When the
+    target was timed in blocks (``block_size`` > 1) a sample is a block mean, whose
+    percentiles are not per-call ones, so ``p95_ms`` is None.
+    """
+
+    run_id: str
+    created: str  # ISO-8601, UTC
+    commit: str | None
+    n: int
+    block_size: int
+    median_ms: float
+    mean_ms: float
+    p95_ms: float | None
+    samples_ns: tuple[int, ...]
+
+    @classmethod
+    def from_samples(
+        cls,
+        run_id: str,
+        created: str,
+        commit: str | None,
+        samples_ns: Samples,
+        block_size: int,
+    ) -> RunSummary:
+        """Summarise a run from all its samples, keeping at most ``SAMPLE_CAP`` of them.
+
+        Median, mean and p95 are computed exactly as the measurement's own statistics
+        are (``stats.percentile``), so a baseline's median equals the run's p50.
+        """
+        import numpy as np  # lazily: importing the plugin must not import numpy
+
+        from pytest_hwperf import stats
+
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        raw = np.asarray(samples_ns)
+        if raw.size == 0:
+            raise ValueError("no samples")
+        if raw.ndim != 1 or raw.dtype.kind not in "iu":
+            raise ValueError("samples_ns must be a flat sequence of integer nanoseconds")
+        if int(raw.min()) < 0:
+            raise ValueError("samples_ns must not be negative")
+        ms = np.sort(raw.astype(np.float64)) / 1e6
+        return cls(
+            run_id=run_id,
+            created=created,
+            commit=commit,
+            n=int(raw.size),
+            block_size=block_size,
+            median_ms=stats.percentile(ms, 50),
+            mean_ms=float(ms.mean()),
+            p95_ms=stats.percentile(ms, 95) if block_size == 1 else None,
+            samples_ns=thin_samples(raw),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready dict (the form stored in a baseline file)."""
+        return {
+            "run_id": self.run_id,
+            "created": self.created,
+            "commit": self.commit,
+            "n": self.n,
+            "block_size": self.block_size,
+            "median_ms": self.median_ms,
+            "mean_ms": self.mean_ms,
+            "p95_ms": self.p95_ms,
+            "samples_ns": list(self.samples_ns),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RunSummary:
+        """The inverse of ``to_record``; ValueError names the first bad field."""
+        if not isinstance(record, Mapping):
+            raise ValueError(f"a run must be an object, got {type(record).__name__}")
+        n = _int(record, "n", 1)
+        samples = _require(record, "samples_ns")
+        if not isinstance(samples, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in samples
+        ):
+            raise ValueError("'samples_ns' must be a list of integers >= 0")
+        if len(samples) > min(n, SAMPLE_CAP):
+            raise ValueError(f"'samples_ns' holds {len(samples)} samples, more than n or the cap")
+        return cls(
+            run_id=_str(record, "run_id"),
+            created=_str(record, "created"),
+            commit=_optional(record, "commit", _str),
+            n=n,
+            block_size=_int(record, "block_size", 1),
+            median_ms=_float(record, "median_ms"),
+            mean_ms=_float(record, "mean_ms"),
+            p95_ms=_optional(record, "p95_ms", _float),
+            samples_ns=tuple(samples),
+        )
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A loaded baseline file: its fingerprint (digest, label, hashed) and, per
+    measurement key, the kept runs oldest first."""
+
+    fingerprint: dict[str, Any]
+    measurements: dict[str, tuple[RunSummary, ...]]
+    path: Path
+
+    def runs_for(self, key: str) -> tuple[RunSummary, ...]:
+        """The kept runs of one measurement, oldest first; empty when it has none."""
+        return self.measurements.get(key, ())
+
+
+@dataclass(frozen=True)
+class BaselineInfo:
+    """One baseline file as ``hwperf baseline list`` shows it. ``error`` is set (and the
+    other facts may be missing) when the file could not be read."""
+
+    digest: str
+    label: str | None
+    path: Path
+    measurements: int
+    updated: str | None  # the newest run's ``created``
+    error: str | None = None
+
+
+# ------------------------------------------------------------------ the store
+
+
+def _fingerprint_record(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a fingerprint a baseline keeps; volatile facts churn, so they are
+    left out to keep diffs quiet."""
+    digest, label = fingerprint.get("digest"), fingerprint.get("label")
+    hashed = fingerprint.get("hashed", {})
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise ValueError(f"fingerprint digest must be a plain name, got {digest!r}")
+    if not isinstance(label, str):
+        raise ValueError(f"fingerprint label must be a string, got {label!r}")
+    if not isinstance(hashed, Mapping):
+        raise ValueError("fingerprint 'hashed' must be a mapping")
+    return {"digest": digest, "label": label, "hashed": dict(hashed)}
+
+
+def _parse(path: Path, digest: str, text: str) -> Baseline:
+    def bad(what: str) -> StoreError:
+        return StoreError(f"baseline file {path} {what}: {_FIX}; it was left unchanged")
+
+    if not text.strip():
+        raise bad("is empty")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad(f"is not valid JSON ({exc.msg}, line {exc.lineno}; truncated?)") from exc
+    if not isinstance(document, dict):
+        raise bad("is not a JSON object")
+    if "schema_version" not in document:
+        raise bad("has no schema_version, so it is not a pytest-hwperf baseline")
+    version = document["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"has an invalid schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"baseline file {path} has schema version {version} (this pytest-hwperf reads"
+            f" up to {SCHEMA_VERSION}): it was written by a newer pytest-hwperf: upgrade"
+            " pytest-hwperf to use it; it was left unchanged"
+        )
+    fingerprint = document.get("fingerprint")
+    if not isinstance(fingerprint, dict):
+        raise bad("has no 'fingerprint' object")
+    try:
+        fingerprint = _fingerprint_record(fingerprint)
+    except ValueError as exc:
+        raise bad(f"has a malformed fingerprint ({exc})") from exc
+    if fingerprint["digest"] != digest:
+        raise bad(f"holds fingerprint {fingerprint['digest']!r}, not {digest!r} as named")
+    entries = document.get("measurements")
+    if not isinstance(entries, dict):
+        raise bad("has no 'measurements' object")
+    measurements: dict[str, tuple[RunSummary, ...]] = {}
+    for key, runs in entries.items():
+        if not isinstance(runs, list):
+            raise bad(f"has a malformed entry for {key!r} (not a list of runs)")
+        try:
+            measurements[key] = tuple(RunSummary.from_record(run) for run in runs)
+        except ValueError as exc:
+            raise bad(f"has a malformed entry for {key!r} ({exc})") from exc
+    return Baseline(fingerprint=fingerprint, measurements=measurements, path=path)
+
+
+def _clean_stale_temps(path: Path) -> None:
+    """Delete temporary files that killed saves of ``path`` left behind."""
+    cutoff = time.time() - _STALE_TEMP_S
+    for temp in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a reader, or a crash, sees the old file or
+    the new one and never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644  # mkstemp's 0600 would hide a committed file from other users
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), mode)
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class BaselineStore:
+    """Baseline files under ``root/baselines``. Only the controller process writes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "baselines"
+
+    def path_for(self, digest: str) -> Path:
+        if not _DIGEST.match(digest):
+            raise ValueError(f"fingerprint digest must be a plain name, got {digest!r}")
+        return self.folder / f"{digest}.json"
+
+    def load(self, digest: str) -> Baseline | None:
+        """The baseline of one fingerprint; None when it has none. StoreError when the
+        file cannot be used (the message says why and what to do)."""
+        path = self.path_for(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(
+                f"baseline file {path} cannot be read ({exc.strerror or exc}):"
+                " check its permissions; it was left unchanged"
+            ) from exc
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StoreError(
+                f"baseline file {path} is not UTF-8 text: {_FIX}; it was left unchanged"
+            ) from exc
+        return _parse(path, digest, text)
+
+    def save(
+        self,
+        fingerprint: Mapping[str, Any],
+        runs: Mapping[str, RunSummary],
+        *,
+        keep: int = KEEP_RUNS,
+    ) -> Path:
+        """Add one run per key to the fingerprint's baseline, keeping each key's last
+        ``keep`` runs; keys not in ``runs`` stay as they were.
+
+        A run whose ``run_id`` is already kept for its key replaces that entry, so saving
+        the same run twice changes nothing. When the existing file cannot be loaded the
+        StoreError propagates and nothing is written.
+        """
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        return self._update(fingerprint, runs, keep=keep)
+
+    def accept(self, fingerprint: Mapping[str, Any], runs: Mapping[str, RunSummary]) -> Path:
+        """Make each given run the only baseline run of its key (promote a run's results);
+        other keys stay as they were."""
+        return self._update(fingerprint, runs, keep=1)
+
+    def _update(
+        self, fingerprint: Mapping[str, Any], runs: Mapping[str, RunSummary], *, keep: int
+    ) -> Path:
+        record = _fingerprint_record(fingerprint)
+        path = self.path_for(record["digest"])
+        current = self.load(record["digest"])  # a StoreError stops before any write
+        measurements = dict(current.measurements) if current is not None else {}
+        for key, run in runs.items():
+            kept = [r for r in measurements.get(key, ()) if r.run_id != run.run_id]
+            kept.append(run)
+            kept = kept[-keep:]
+            # Older runs keep their statistics (their medians give the run-to-run
+            # spread) but not their samples: only the newest run's are kept, so the
+            # committed file stays small.
+            kept = [replace(r, samples_ns=()) for r in kept[:-1]] + kept[-1:]
+            measurements[key] = tuple(kept)
+        document = {
+            "schema_version": SCHEMA_VERSION,
+            "fingerprint": record,
+            "measurements": {
+                key: [run.to_record() for run in kept] for key, kept in measurements.items()
+            },
+        }
+        try:
+            text = json.dumps(document, indent=1, sort_keys=True, allow_nan=False) + "\n"
+        except ValueError as exc:  # a NaN or infinity in the data
+            raise ValueError(f"cannot save a baseline with non-finite numbers: {exc}") from exc
+        try:
+            _write_atomic(path, text)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write baseline file {path} ({exc.strerror or exc}):"
+                " the previous file is unchanged"
+            ) from exc
+        _clean_stale_temps(path)
+        return path
+
+    def list(self) -> builtins.list[BaselineInfo]:
+        """Every baseline file, by digest; an unusable one is listed with its error."""
+        try:
+            paths = sorted(p for p in self.folder.glob("*.json") if not p.name.startswith("."))
+        except OSError:
+            return []
+        infos: list[BaselineInfo] = []
+        for path in paths:
+            digest = path.name[: -len(".json")]
+            try:
+                baseline = self.load(digest)
+            except (StoreError, ValueError) as exc:
+                infos.append(BaselineInfo(digest, None, path, 0, None, error=str(exc)))
+                continue
+            if baseline is None:  # removed while listing
+                continue
+            created = [r.created for runs in baseline.measurements.values() for r in runs]
+            infos.append(
+                BaselineInfo(
+                    digest=digest,
+                    label=baseline.fingerprint.get("label"),
+                    path=path,
+                    measurements=len(baseline.measurements),
+                    updated=max(created) if created else None,
+                )
+            )
+        return infos
