@@ -1,0 +1,146 @@
+"""Baselines and the regression gate, seen from the command line (issue 5)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+QUICK = ("--hwperf", "--hwperf-max-time=0.3", "--hwperf-warmup=0.01", "-p", "no:randomly")
+
+SLEEPER = """
+import os
+import time
+
+import pytest
+
+
+def work():
+    time.sleep(0.002 * float(os.environ.get("SLOW", "1")))
+
+
+def test_work(hwperf):
+    hwperf(work)
+
+
+@pytest.mark.latency(ms=1000, regression={override})
+def test_tolerant(hwperf):
+    hwperf(work)
+"""
+
+
+def _project(pytester: pytest.Pytester, override: str = "200") -> None:
+    pytester.makepyfile(test_sleep=SLEEPER.format(override=override))
+
+
+def _save(pytester: pytest.Pytester, times: int = 3) -> Path:
+    for _ in range(times):
+        result = pytester.runpytest(*QUICK, "--hwperf-save")
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    (path,) = (pytester.path / ".hwperf" / "baselines").glob("*.json")
+    return path
+
+
+def test_unchanged_passes_slower_fails_its_test_other_hardware_has_no_baseline(
+    pytester, monkeypatch
+):
+    _project(pytester)
+    path = _save(pytester)
+    saved = json.loads(path.read_text())
+    assert saved["schema_version"] == 1
+    assert len(saved["measurements"]) == 2
+    runs = next(iter(saved["measurements"].values()))
+    assert len(runs) == 3
+
+    unchanged = pytester.runpytest(*QUICK)
+    assert unchanged.ret == pytest.ExitCode.OK, unchanged.stdout.str()
+    unchanged.stdout.fnmatch_lines(["*test_work*unchanged*"])
+
+    monkeypatch.setenv("SLOW", "1.5")
+    slower = pytester.runpytest(*QUICK, "--junitxml=junit.xml")
+    assert slower.ret == pytest.ExitCode.TESTS_FAILED
+    slower.assert_outcomes(passed=1, failed=1)  # test_tolerant's 200% threshold holds
+    slower.stdout.fnmatch_lines(
+        [
+            "hwperf: 'work' on cpu: regression: median * ms vs baseline * ms: +*% (*% CI +*%"
+            " to +*%), beyond the 10% threshold, p=*; fingerprint *"
+        ]
+    )
+    suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("failures") == "1"
+
+    # Another fingerprint (a smaller affinity set): no baseline, exit 0.
+    if shutil.which("taskset") is None:
+        pytest.skip("needs the taskset binary to change the fingerprint")
+    proc = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-m", "pytest", *QUICK, "-p", "no:cacheprovider"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "SLOW": "1.5"},
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "no baseline" in proc.stdout
+
+
+def test_the_marker_threshold_overrides_the_session_one(pytester, monkeypatch):
+    _project(pytester, override='"5%"')
+    _save(pytester)
+    monkeypatch.setenv("SLOW", "1.5")
+    result = pytester.runpytest(*QUICK, "--hwperf-regression=200")
+    # The session tolerates 200%: test_work passes; test_tolerant's own 5% fails it.
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_tolerant*", "*beyond the 5% threshold*"])
+
+
+def test_an_improvement_is_reported_and_fails_only_under_the_option(pytester, monkeypatch):
+    _project(pytester)
+    monkeypatch.setenv("SLOW", "2")
+    _save(pytester)
+    monkeypatch.setenv("SLOW", "1")
+    reported = pytester.runpytest(*QUICK)
+    assert reported.ret == pytest.ExitCode.OK
+    reported.stdout.fnmatch_lines(["*test_work*improvement*"])
+    strict = pytester.runpytest(*QUICK, "--hwperf-fail-on-improvement")
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    strict.stdout.fnmatch_lines(["*improvement (--hwperf-fail-on-improvement*"])
+
+
+def test_a_truncated_baseline_is_reported_left_unchanged_and_fails_the_session(pytester):
+    _project(pytester)
+    path = _save(pytester, times=1)
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    before = path.read_bytes()
+    result = pytester.runpytest(*QUICK)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2)  # the tests themselves ran and passed
+    result.stdout.fnmatch_lines([f"hwperf: error: baseline file {path} is not valid JSON*"])
+    assert "Traceback" not in result.stdout.str()
+    # Saving over it is refused too, and the file is never overwritten.
+    again = pytester.runpytest(*QUICK, "--hwperf-save")
+    assert again.ret == pytest.ExitCode.TESTS_FAILED
+    again.stdout.fnmatch_lines(["*baseline not saved*"])
+    assert path.read_bytes() == before
+
+
+def test_history_and_markdown_with_the_github_step_summary(pytester, monkeypatch):
+    _project(pytester)
+    summary = pytester.path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = pytester.runpytest(*QUICK, "--hwperf-markdown=perf.md")
+    assert result.ret == pytest.ExitCode.OK
+    markdown = (pytester.path / "perf.md").read_text()
+    assert markdown.startswith("## pytest-hwperf")
+    assert "| `test_sleep.py::test_work` | work | cpu |" in markdown
+    assert "no baseline" in markdown
+    assert summary.read_text() == "earlier step\n" + markdown  # appended, not replaced
+    assert (pytester.path / ".hwperf" / "history.sqlite").exists()
