@@ -73,6 +73,8 @@ def load_document(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path} is not a pytest-hwperf report (not UTF-8 text)") from exc
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
