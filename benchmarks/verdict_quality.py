@@ -83,6 +83,7 @@ def run_once(folder: Path, layers: int, *, save: bool, bench_json: Path) -> dict
     return {
         "hwperf": str(comparison.get("outcome")),
         "hwperf_change_pct": float(comparison.get("change_pct") or 0.0),
+        "hwperf_sigma_pct": float(comparison.get("sigma_pct") or 0.0),
         "bench_median": float(bench["median"]),
     }
 
@@ -124,13 +125,14 @@ def main() -> int:
         f" {args.layers} layers unchanged; {elapsed / 60:.1f} min"
     )
     header = f"{'condition':>10} {'hwperf (defaults)':>18} {'bench median:5%':>16}"
-    print(f"{header} {'bench median:10%':>17} {'mean change':>12}")
+    print(f"{header} {'bench median:10%':>17} {'mean change':>12} {'spread used':>12}")
     for name, rows in results.items():
         hw = sum(1 for r in rows if r["hwperf"] == "regression")
         change = sum(float(r["hwperf_change_pct"]) for r in rows) / len(rows)
+        sigma = sum(float(r["hwperf_sigma_pct"]) for r in rows) / len(rows)
         print(
             f"{name:>10} {hw:>15}/{len(rows)} {bench_flags(rows, 5):>13}/{len(rows)}"
-            f" {bench_flags(rows, 10):>14}/{len(rows)} {change:>+11.1f}%"
+            f" {bench_flags(rows, 10):>14}/{len(rows)} {change:>+11.1f}% {sigma:>11.1f}%"
         )
     print("(unchanged: false alarms; +5/+10/+20%: slowdowns caught)")
     return 0

@@ -87,9 +87,10 @@ def fmt_pct(p: float) -> str:
 
 
 def fmt_ms(ms: float) -> str:
-    if ms >= 100:
+    # Thresholds sit where rounding would carry over ("99.996" must not print "100.00").
+    if ms >= 99.995:
         return f"{ms:.0f} ms"
-    if ms >= 1:
+    if ms >= 0.99995:
         return f"{ms:.2f} ms"
     return f"{ms * 1000:.1f} us"
 

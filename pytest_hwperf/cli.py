@@ -381,10 +381,13 @@ class _Base:
     kind: str  # "baseline file" or "report"
     digest: str | None
     label: str | None
-    entries: dict[str, tuple[str | None, list[float]]] = field(default_factory=dict)
+    # key -> (fingerprint digest, run medians, run reference times)
+    entries: dict[str, tuple[str | None, list[float], list[float | None]]] = field(
+        default_factory=dict
+    )
 
-    def lookup(self, key: str) -> tuple[str | None, list[float]]:
-        return self.entries.get(key, (self.digest, []))
+    def lookup(self, key: str) -> tuple[str | None, list[float], list[float | None]]:
+        return self.entries.get(key, (self.digest, [], []))
 
 
 def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
@@ -423,8 +426,8 @@ def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
     if baseline is None:
         raise _InputError(f"cannot read {path}: it is gone")
     digest = str(baseline.fingerprint["digest"])
-    entries: dict[str, tuple[str | None, list[float]]] = {
-        key: (digest, [run.median_ms for run in runs])
+    entries: dict[str, tuple[str | None, list[float], list[float | None]]] = {
+        key: (digest, [run.median_ms for run in runs], [run.reference_ms for run in runs])
         for key, runs in baseline.measurements.items()
     }
     return _Base(path, "baseline file", digest, baseline.fingerprint.get("label"), entries)
@@ -433,11 +436,12 @@ def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
 def _base_from_report(path: Path) -> _Base:
     """A JSON report as a baseline: each measurement's one run, the median of its samples."""
     document = _load_report(path)
-    entries: dict[str, tuple[str | None, list[float]]] = {}
+    entries: dict[str, tuple[str | None, list[float], list[float | None]]] = {}
     for record in _measured(document, path):
         median = _median_ms(record["samples_ns"])
         digest = _fingerprint_of(record, document).get("digest")
-        entries[_key(record)] = (digest, [median] if median > 0 else [])
+        reference = _number(record.get("reference_ms"))
+        entries[_key(record)] = (digest, [median] if median > 0 else [], [reference])
     environment = document.get("environment")
     fingerprint = environment.get("fingerprint") if isinstance(environment, dict) else None
     fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
@@ -514,7 +518,7 @@ def compare_files(
     When an input cannot be used it raises StoreError, ReportError, OSError or
     ValueError, with a one-line message naming the file; BASE is never written to.
     """
-    from pytest_hwperf.regression import NO_BASELINE, REGRESSION, compare
+    from pytest_hwperf.regression import NO_BASELINE, REGRESSION, compare, drift_adjusted
 
     base = _load_base(base_path)
     document = _load_report(new_path)
@@ -530,7 +534,10 @@ def compare_files(
         key = _key(record)
         fingerprint = _fingerprint_of(record, document)
         digest = fingerprint.get("digest")
-        base_digest, medians = base.lookup(key)
+        base_digest, base_medians, references = base.lookup(key)
+        medians, drift = drift_adjusted(
+            base_medians, references, _number(record.get("reference_ms"))
+        )
         recorded = record.get("comparison")
         recorded = recorded if isinstance(recorded, dict) else {}
         family = (
@@ -568,6 +575,7 @@ def compare_files(
             raise _InputError(f"{base.path}: cannot compare {key}: {exc}") from None
         comparison = found.to_record(digest)
         comparison["key"] = key
+        comparison["drift_factor"] = drift
         entry["outcome"] = found.outcome
         entry["verdict"] = found.outcome
         if not same:

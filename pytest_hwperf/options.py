@@ -90,14 +90,9 @@ def parse_devices(raw: str) -> tuple[str, ...]:
 
 
 def parse_percent(raw: str) -> float:
-    text = raw.strip().removesuffix("%").strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError('expected a positive percentage such as 10 or "10%"') from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError('expected a positive percentage such as 10 or "10%"')
-    return value
+    from pytest_hwperf.regression import parse_threshold
+
+    return parse_threshold(raw)
 
 
 def parse_counts(raw: str) -> tuple[int, ...]:
@@ -220,6 +215,15 @@ OPTIONS: tuple[Option[Any], ...] = (
         "PCT",
     ),
     Option(
+        "reference",
+        "Time a fixed CPU workload around each CPU measurement and rescale the baseline by"
+        " the machine's speed: on or off (default on; turn it off for targets that wait"
+        " rather than compute)",
+        True,
+        parse_bool,
+        "on|off",
+    ),
+    Option(
         "fail_on_improvement",
         "Fail a test that got significantly faster than its baseline, to force a refresh",
         False,
@@ -286,6 +290,7 @@ class Settings:
     save: bool = False
     regression_pct: float = 10.0
     fail_on_improvement: bool = False
+    reference: bool = True
     sources: tuple[tuple[str, str], ...] = ()  # (option, where its value came from)
 
 
@@ -361,5 +366,6 @@ def resolve_settings(config: pytest.Config) -> Settings:
         save=values["save"],
         regression_pct=values["regression"],
         fail_on_improvement=values["fail_on_improvement"],
+        reference=values["reference"],
         sources=tuple(sources),
     )

@@ -45,6 +45,7 @@ __all__ = [
     "Comparison",
     "bonferroni_alpha",
     "compare",
+    "drift_adjusted",
     "parse_threshold",
     "student_t_cdf",
     "student_t_isf",
@@ -439,3 +440,31 @@ def parse_threshold(raw: str | float) -> float:
     if not (number > 0.0 and math.isfinite(number)):
         raise ValueError(f"{what}, got {raw!r}")
     return number
+
+
+def drift_adjusted(
+    baseline_medians_ms: Sequence[float],
+    baseline_references_ms: Sequence[float | None],
+    current_reference_ms: float | None,
+) -> tuple[list[float], float | None]:
+    """The baseline medians rescaled to this run's machine speed, and the factor.
+
+    Each saved run's median is multiplied by (this run's reference time / that run's):
+    a machine running 20% slower today makes the baseline 20% slower too, so only the
+    code's own change is left to judge. Without a reference on every side the medians
+    are returned as they are, with factor None.
+    """
+    medians = list(baseline_medians_ms)
+    refs = list(baseline_references_ms)
+    if (
+        current_reference_ms is None
+        or current_reference_ms <= 0
+        or not medians
+        or len(refs) != len(medians)
+        or any(r is None or r <= 0 for r in refs)
+    ):
+        return medians, None
+    ratios = [current_reference_ms / float(r) for r in refs if r is not None]
+    adjusted = [m * ratio for m, ratio in zip(medians, ratios, strict=True)]
+    factor = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios))
+    return adjusted, factor

@@ -52,6 +52,13 @@ BASELINE_RUNS = 20
 _PERF_FIXTURES = frozenset({"hwperf", "worker_pool", "benchmark"})
 
 
+def _drift_text(factor: float | None) -> str:
+    """How the reference workload rescaled the baseline, when it moved noticeably."""
+    if factor is None or abs(factor - 1.0) < 0.02:
+        return ""
+    return f" (baseline x{factor:.2f} for machine speed, from the reference workload)"
+
+
 def _median_ms(samples_ns: list[int]) -> float:
     from pytest_hwperf import stats
 
@@ -246,7 +253,7 @@ class HwperfSession:
         """Attach the comparison with this fingerprint's baseline to a measured record."""
         if record.get("mode") != "measured" or not record.get("samples_ns"):
             return
-        from pytest_hwperf.regression import bonferroni_alpha, compare
+        from pytest_hwperf.regression import bonferroni_alpha, compare, drift_adjusted
         from pytest_hwperf.store import measurement_key
 
         fp = self.context.fingerprint
@@ -260,12 +267,16 @@ class HwperfSession:
             # Faster than the clock resolves: there is no ratio to judge.
             record["notes"].append("not compared with the baseline: the median is 0 ns")
             return
-        found = compare(
-            median, [run.median_ms for run in runs], threshold_pct=threshold, alpha=alpha
+        medians, drift = drift_adjusted(
+            [run.median_ms for run in runs],
+            [run.reference_ms for run in runs],
+            record.get("reference_ms"),
         )
+        found = compare(median, medians, threshold_pct=threshold, alpha=alpha)
         comparison = found.to_record(fp.digest)
         comparison["key"] = key
-        comparison["reason"] = found.reason(fp.digest)
+        comparison["drift_factor"] = drift
+        comparison["reason"] = found.reason(fp.digest) + _drift_text(drift)
         record["comparison"] = comparison
         record["fingerprint"] = {"digest": fp.digest, "label": fp.label, "hashed": fp.hashed}
 
@@ -379,7 +390,12 @@ class HwperfSession:
                 continue
             key = measurement_key(r["test_id"], r["name"], r["device"])
             run = RunSummary.from_samples(
-                run_id, created, commit, r["samples_ns"], r["timing"]["block_size"]
+                run_id,
+                created,
+                commit,
+                r["samples_ns"],
+                r["timing"]["block_size"],
+                reference_ms=r.get("reference_ms"),
             )
             by_fingerprint.setdefault(digest, (fingerprint, {}))[1][key] = run
         saved = []

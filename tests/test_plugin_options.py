@@ -108,6 +108,7 @@ def test_the_option_table_is_what_these_tests_cover():
         "baseline_dir",
         "save",
         "regression",
+        "reference",
         "fail_on_improvement",
         "devices",
         "oversubscription",
@@ -398,6 +399,7 @@ BAD_VALUES = [
     ("regression", "0"),
     ("regression", "lots"),
     ("regression", "-5%"),
+    ("reference", "sometimes"),
 ]
 
 

@@ -435,3 +435,29 @@ def test_record_stays_finite_for_absurd_bounds():
     c = compare(1.0, [1.0, 100.0, 0.01], alpha=1e-12)
     record = c.to_record()
     assert json.loads(json.dumps(record, allow_nan=False)) == record
+
+
+def test_drift_adjusted_rescales_the_baseline_by_the_reference_ratio():
+    from pytest_hwperf.regression import drift_adjusted
+
+    # The machine runs 1.45x slower now than when each baseline run was saved.
+    medians, factor = drift_adjusted([1.0, 1.1], [50.0, 55.0], 72.5)
+    assert medians == pytest.approx([1.45, 1.45])
+    assert factor == pytest.approx(math.sqrt(1.45 * 72.5 / 55.0))
+    # Without a reference on every side nothing is rescaled.
+    assert drift_adjusted([1.0, 1.1], [50.0, None], 72.5) == ([1.0, 1.1], None)
+    assert drift_adjusted([1.0], [50.0], None) == ([1.0], None)
+    assert drift_adjusted([], [], 10.0) == ([], None)
+
+
+def test_a_slower_machine_is_not_a_regression_once_rescaled():
+    from pytest_hwperf.regression import compare, drift_adjusted
+
+    base = [1.00, 1.01, 0.99, 1.00, 1.02]
+    refs = [50.0] * 5
+    # The code is unchanged but the whole machine is 40% slower, reference included.
+    raw = compare(1.40, base)
+    adjusted, _ = drift_adjusted(base, refs, 70.0)
+    fair = compare(1.40, adjusted)
+    assert raw.outcome == "regression"
+    assert fair.outcome == "unchanged"

@@ -116,6 +116,7 @@ class Measurement:
     observed_threads: dict[str, object] | None = None  # busy/idle threads during sampling
     oversubscription: str | None = None  # the observed gate's line, when it tripped
     served_per_s: float | None = None  # a worker pool's requests per second, all workers
+    reference_ns: float | None = None  # the reference workload's time around this measurement
 
     @cached_property
     def stats(self) -> Statistics:
@@ -182,5 +183,6 @@ class Measurement:
             "observed_threads": self.observed_threads,
             "oversubscription": self.oversubscription,
             "served_per_s": self.served_per_s,
+            "reference_ms": None if self.reference_ns is None else self.reference_ns / 1e6,
             "samples_ns": [int(x) for x in self.samples_ns],
         }

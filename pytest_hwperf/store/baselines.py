@@ -157,6 +157,7 @@ class RunSummary:
     mean_ms: float
     p95_ms: float | None
     samples_ns: tuple[int, ...]
+    reference_ms: float | None = None  # the reference workload's time in that run
 
     @classmethod
     def from_samples(
@@ -166,6 +167,7 @@ class RunSummary:
         commit: str | None,
         samples_ns: Samples,
         block_size: int,
+        reference_ms: float | None = None,
     ) -> RunSummary:
         """Summarise a run from all its samples, keeping at most ``SAMPLE_CAP`` of them.
 
@@ -196,6 +198,7 @@ class RunSummary:
             mean_ms=float(ms.mean()),
             p95_ms=stats.percentile(ms, 95) if block_size == 1 else None,
             samples_ns=thin_samples(raw),
+            reference_ms=reference_ms,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -210,6 +213,7 @@ class RunSummary:
             "mean_ms": self.mean_ms,
             "p95_ms": self.p95_ms,
             "samples_ns": list(self.samples_ns),
+            "reference_ms": self.reference_ms,
         }
 
     @classmethod
@@ -235,6 +239,7 @@ class RunSummary:
             mean_ms=_float(record, "mean_ms"),
             p95_ms=_optional(record, "p95_ms", _float),
             samples_ns=tuple(samples),
+            reference_ms=_optional(record, "reference_ms", _float),
         )
 
 
