@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from pytest_hwperf.budgets import fmt_ms
+
 __all__ = [
     "IMPROVEMENT",
     "MIN_RUNS_FOR_SPREAD",
@@ -180,17 +182,6 @@ def _normal_sf(z: float) -> float:
 # --- The comparison --------------------------------------------------------------------
 
 
-def _fmt_ms(ms: float) -> str:
-    """Milliseconds as the budget reasons show them, except that a value that would
-    round up to the next format ("1000.0 us" for a baseline's geometric mean of
-    0.99996 ms) is shown in that format ("1.00 ms")."""
-    if ms >= 99.995:
-        return f"{ms:.0f} ms"
-    if ms >= 0.99995:
-        return f"{ms:.2f} ms"
-    return f"{ms * 1000:.1f} us"
-
-
 def _pct(log_ratio: float) -> float:
     # Clamped so that an absurd bound (a t quantile with 2 degrees of freedom at a tiny
     # Bonferroni level, times a wild spread) stays a finite, JSON-safe number.
@@ -249,7 +240,7 @@ class Comparison:
         """One line: statistic, current and baseline, change with its interval,
         threshold, p-value and fingerprint; what a failing test shows."""
         where = f"; fingerprint {fingerprint}" if fingerprint else ""
-        current = f"{self.statistic} {_fmt_ms(self.current_ms)}"
+        current = f"{self.statistic} {fmt_ms(self.current_ms)}"
         if (
             self.outcome == NO_BASELINE
             or self.baseline_ms is None
@@ -281,7 +272,7 @@ class Comparison:
         else:
             verdict = f"no significant change (threshold {threshold})"
         return (
-            f"{current} vs baseline {_fmt_ms(self.baseline_ms)}: {change}, {verdict}, "
+            f"{current} vs baseline {fmt_ms(self.baseline_ms)}: {change}, {verdict}, "
             f"p={_fmt_p(self.p_value)}{where}"
         )
 
