@@ -373,6 +373,9 @@ def _fingerprint_of(record: Mapping[str, Any], document: Mapping[str, Any]) -> d
 # -- compare ----------------------------------------------------------------------------
 
 
+_Entry = tuple[str | None, list[float], list[float | None], list[str | None]]
+
+
 @dataclass(frozen=True)
 class _Base:
     """What BASE gives each measurement key: (fingerprint digest, baseline medians)."""
@@ -381,13 +384,11 @@ class _Base:
     kind: str  # "baseline file" or "report"
     digest: str | None
     label: str | None
-    # key -> (fingerprint digest, run medians, run reference times)
-    entries: dict[str, tuple[str | None, list[float], list[float | None]]] = field(
-        default_factory=dict
-    )
+    # key -> (fingerprint digest, run medians, run reference times, reference kinds)
+    entries: dict[str, _Entry] = field(default_factory=dict)
 
-    def lookup(self, key: str) -> tuple[str | None, list[float], list[float | None]]:
-        return self.entries.get(key, (self.digest, [], []))
+    def lookup(self, key: str) -> _Entry:
+        return self.entries.get(key, (self.digest, [], [], []))
 
 
 def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
@@ -426,8 +427,13 @@ def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
     if baseline is None:
         raise _InputError(f"cannot read {path}: it is gone")
     digest = str(baseline.fingerprint["digest"])
-    entries: dict[str, tuple[str | None, list[float], list[float | None]]] = {
-        key: (digest, [run.median_ms for run in runs], [run.reference_ms for run in runs])
+    entries: dict[str, _Entry] = {
+        key: (
+            digest,
+            [run.median_ms for run in runs],
+            [run.reference_ms for run in runs],
+            [run.reference_kind for run in runs],
+        )
         for key, runs in baseline.measurements.items()
     }
     return _Base(path, "baseline file", digest, baseline.fingerprint.get("label"), entries)
@@ -436,12 +442,18 @@ def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
 def _base_from_report(path: Path) -> _Base:
     """A JSON report as a baseline: each measurement's one run, the median of its samples."""
     document = _load_report(path)
-    entries: dict[str, tuple[str | None, list[float], list[float | None]]] = {}
+    entries: dict[str, _Entry] = {}
     for record in _measured(document, path):
         median = _median_ms(record["samples_ns"])
         digest = _fingerprint_of(record, document).get("digest")
         reference = _number(record.get("reference_ms"))
-        entries[_key(record)] = (digest, [median] if median > 0 else [], [reference])
+        kind = record.get("reference_kind")
+        entries[_key(record)] = (
+            digest,
+            [median] if median > 0 else [],
+            [reference],
+            [kind if isinstance(kind, str) else None],
+        )
     environment = document.get("environment")
     fingerprint = environment.get("fingerprint") if isinstance(environment, dict) else None
     fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
@@ -534,9 +546,14 @@ def compare_files(
         key = _key(record)
         fingerprint = _fingerprint_of(record, document)
         digest = fingerprint.get("digest")
-        base_digest, base_medians, references = base.lookup(key)
+        base_digest, base_medians, references, kinds = base.lookup(key)
+        kind = record.get("reference_kind")
         medians, drift = drift_adjusted(
-            base_medians, references, _number(record.get("reference_ms"))
+            base_medians,
+            references,
+            _number(record.get("reference_ms")),
+            baseline_kinds=kinds,
+            current_kind=kind if isinstance(kind, str) else None,
         )
         recorded = record.get("comparison")
         recorded = recorded if isinstance(recorded, dict) else {}

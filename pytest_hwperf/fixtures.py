@@ -220,11 +220,11 @@ class Hwperf:
         if self.enabled:
             from pytest_hwperf.hardware import thread_settings
             from pytest_hwperf.measure import measure
-            from pytest_hwperf.measure.reference import reference_ns
+            from pytest_hwperf.measure.reference import reference
 
             # The CPU's speed around a CPU measurement (a GPU's work does not follow it).
             use_reference = self._settings.reference and sync.device == "cpu"
-            reference_before = reference_ns() if use_reference else 0.0
+            before = reference() if use_reference else None
             with self.observing() as observe:
                 result, measurement = measure(
                     target,
@@ -235,8 +235,10 @@ class Hwperf:
                     clock=self._clock,
                 )
             # The machine's speed around the measurement, for the regression gate.
-            if use_reference:
-                measurement.reference_ns = (reference_before + reference_ns()) / 2
+            if before is not None:
+                after = reference()
+                measurement.reference_ns = (before.ns + after.ns) / 2
+                measurement.reference_kind = after.kind
             measurement.threads = thread_settings()
             self.observe(measurement, observe)
         else:

@@ -437,17 +437,22 @@ def drift_adjusted(
     baseline_medians_ms: Sequence[float],
     baseline_references_ms: Sequence[float | None],
     current_reference_ms: float | None,
+    *,
+    baseline_kinds: Sequence[str | None] | None = None,
+    current_kind: str | None = None,
 ) -> tuple[list[float], float | None]:
     """The baseline medians rescaled to this run's machine speed, and the factor.
 
     Each saved run's median is multiplied by (this run's reference time / that run's):
     a machine running 20% slower today makes the baseline 20% slower too, so only the
-    code's own change is left to judge. Without a reference on every side the medians
-    are returned as they are, with factor None.
+    code's own change is left to judge. Without a reference on every side, or with
+    references of different kinds (a torch matrix product on two threads is not a numpy
+    one on one thread), the medians are returned as they are, with factor None.
     """
     medians = list(baseline_medians_ms)
     refs = list(baseline_references_ms)
-    if (
+    kinds = list(baseline_kinds) if baseline_kinds is not None else [current_kind] * len(refs)
+    if (len(kinds) != len(refs) or any(kind != current_kind for kind in kinds)) or (
         current_reference_ms is None
         or current_reference_ms <= 0
         or not medians

@@ -271,6 +271,8 @@ class HwperfSession:
             [run.median_ms for run in runs],
             [run.reference_ms for run in runs],
             record.get("reference_ms"),
+            baseline_kinds=[run.reference_kind for run in runs],
+            current_kind=record.get("reference_kind"),
         )
         found = compare(median, medians, threshold_pct=threshold, alpha=alpha)
         comparison = found.to_record(fp.digest)
@@ -396,6 +398,7 @@ class HwperfSession:
                 r["samples_ns"],
                 r["timing"]["block_size"],
                 reference_ms=r.get("reference_ms"),
+                reference_kind=r.get("reference_kind"),
             )
             by_fingerprint.setdefault(digest, (fingerprint, {}))[1][key] = run
         saved = []

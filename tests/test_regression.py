@@ -461,3 +461,45 @@ def test_a_slower_machine_is_not_a_regression_once_rescaled():
     fair = compare(1.40, adjusted)
     assert raw.outcome == "regression"
     assert fair.outcome == "unchanged"
+
+
+def test_drift_adjusted_only_rescales_against_a_reference_of_the_same_kind():
+    from pytest_hwperf.regression import drift_adjusted
+
+    same = drift_adjusted(
+        [1.0, 1.0],
+        [50.0, 50.0],
+        60.0,
+        baseline_kinds=["torch-mm/2", "torch-mm/2"],
+        current_kind="torch-mm/2",
+    )
+    assert same[0] == pytest.approx([1.2, 1.2])
+    # A two-thread torch product and a one-thread numpy one gauge different things.
+    mixed = drift_adjusted(
+        [1.0, 1.0],
+        [50.0, 50.0],
+        60.0,
+        baseline_kinds=["torch-mm/2", "numpy-dot/1"],
+        current_kind="torch-mm/2",
+    )
+    assert mixed == ([1.0, 1.0], None)
+    other = drift_adjusted(
+        [1.0], [50.0], 60.0, baseline_kinds=["torch-mm/1"], current_kind="torch-mm/2"
+    )
+    assert other == ([1.0], None)
+
+
+def test_the_reference_runs_in_torch_s_pool_when_torch_is_loaded(monkeypatch):
+    import sys
+
+    import torch
+
+    from pytest_hwperf.measure import reference as ref
+
+    found = ref.reference(budget_s=0.002)
+    assert found.kind == f"torch-mm/{torch.get_num_threads()}"
+    assert found.ns > 0
+    monkeypatch.delitem(sys.modules, "torch")
+    numpy_found = ref.reference(budget_s=0.002)
+    assert numpy_found.kind == "numpy-dot/1"
+    assert numpy_found.ns > 0

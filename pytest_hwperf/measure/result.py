@@ -117,6 +117,7 @@ class Measurement:
     oversubscription: str | None = None  # the observed gate's line, when it tripped
     served_per_s: float | None = None  # a worker pool's requests per second, all workers
     reference_ns: float | None = None  # the reference workload's time around this measurement
+    reference_kind: str | None = None  # which reference: "torch-mm/2", "numpy-dot/1"
 
     @cached_property
     def stats(self) -> Statistics:
@@ -184,5 +185,6 @@ class Measurement:
             "oversubscription": self.oversubscription,
             "served_per_s": self.served_per_s,
             "reference_ms": None if self.reference_ns is None else self.reference_ns / 1e6,
+            "reference_kind": self.reference_kind,
             "samples_ns": [int(x) for x in self.samples_ns],
         }

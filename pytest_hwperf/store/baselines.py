@@ -158,6 +158,7 @@ class RunSummary:
     p95_ms: float | None
     samples_ns: tuple[int, ...]
     reference_ms: float | None = None  # the reference workload's time in that run
+    reference_kind: str | None = None  # which reference workload ("torch-mm/2")
 
     @classmethod
     def from_samples(
@@ -168,6 +169,7 @@ class RunSummary:
         samples_ns: Samples,
         block_size: int,
         reference_ms: float | None = None,
+        reference_kind: str | None = None,
     ) -> RunSummary:
         """Summarise a run from all its samples, keeping at most ``SAMPLE_CAP`` of them.
 
@@ -199,6 +201,7 @@ class RunSummary:
             p95_ms=stats.percentile(ms, 95) if block_size == 1 else None,
             samples_ns=thin_samples(raw),
             reference_ms=reference_ms,
+            reference_kind=reference_kind,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -214,6 +217,7 @@ class RunSummary:
             "p95_ms": self.p95_ms,
             "samples_ns": list(self.samples_ns),
             "reference_ms": self.reference_ms,
+            "reference_kind": self.reference_kind,
         }
 
     @classmethod
@@ -240,6 +244,7 @@ class RunSummary:
             p95_ms=_optional(record, "p95_ms", _float),
             samples_ns=tuple(samples),
             reference_ms=_optional(record, "reference_ms", _float),
+            reference_kind=_optional(record, "reference_kind", _str),
         )
 
 
