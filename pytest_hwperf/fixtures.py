@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
@@ -19,6 +19,7 @@ from pytest_hwperf.state import (
     DEVICE_KEY,
     MEASUREMENTS_KEY,
     MODELS_KEY,
+    PROFILE_TARGETS_KEY,
     SETTINGS_KEY,
     SPEC_KEY,
     WORKER_CONFIG_KEY,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from pytest_hwperf.hardware.machine import Machine
     from pytest_hwperf.hardware.memory import MemoryInfo
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
+    from pytest_hwperf.measure.gpu_util import GpuUtilizationSampler
     from pytest_hwperf.workers.observe import ThreadSampler
 
 # The measuring modules (numpy, threadpoolctl) are imported on the first measurement,
@@ -81,8 +83,13 @@ class Hwperf:
         default_device: Callable[[], str | None] = lambda: None,
         clock: Callable[[], int] = time.perf_counter_ns,
         usable: Callable[[], tuple[int, str]] | None = None,
+        gpus: Callable[[], GpuReport | None] = lambda: None,
+        targets: dict[str, tuple[Callable[[], object], DeviceSync]] | None = None,
     ) -> None:
+        # Where each measured target is kept for --hwperf-profile (None: not kept).
+        self._targets = targets
         self._usable = usable  # usable cores and their source, for the observed gate
+        self._gpus = gpus  # the session's GPU report: which NVML device is cuda:N
         self._settings = settings
         self._spec = spec
         self._sink = sink
@@ -220,12 +227,19 @@ class Hwperf:
         if self.enabled:
             from pytest_hwperf.hardware import thread_settings
             from pytest_hwperf.measure import measure
-            from pytest_hwperf.measure.reference import reference
+            from pytest_hwperf.measure.gpu_util import utilization_sampler
+            from pytest_hwperf.measure.memory import MemoryTracker
+            from pytest_hwperf.measure.reference import busy_threads, reference, thread_times
 
             # The CPU's speed around a CPU measurement (a GPU's work does not follow it).
             use_reference = self._settings.reference and sync.device == "cpu"
-            before = reference() if use_reference else None
-            with self.observing() as observe:
+            threads_before = thread_times() if use_reference else {}
+            started = time.perf_counter()
+            # How busy a CUDA device is kept (NVML's own samples, read after the fact).
+            gpu_busy = utilization_sampler(sync.device, self._gpus)
+            # Peak RSS (process tree) and CUDA memory, from the kernel's high-water marks.
+            memory = MemoryTracker(gpu_device=sync.device)
+            with self.observing() as observe, gpu_busy or nullcontext(), memory:
                 result, measurement = measure(
                     target,
                     name=label,
@@ -234,13 +248,22 @@ class Hwperf:
                     sync=sync,
                     clock=self._clock,
                 )
-            # The machine's speed around the measurement, for the regression gate.
-            if before is not None:
-                after = reference()
-                measurement.reference_ns = (before.ns + after.ns) / 2
-                measurement.reference_kind = after.kind
+            if gpu_busy is not None:
+                _record_gpu_busy(measurement, gpu_busy)
+            measurement.memory = memory.usage.to_record()
+            measurement.notes.extend(memory.usage.notes)
+            # The machine's speed right after the measurement, for the regression gate,
+            # gauged in the way the target used it: on one thread or several.
+            if use_reference:
+                window = time.perf_counter() - started
+                busy = busy_threads(threads_before, thread_times(), window)
+                gauge = reference(parallel=busy >= 2)
+                measurement.reference_ns = gauge.ns
+                measurement.reference_kind = gauge.kind
             measurement.threads = thread_settings()
             self.observe(measurement, observe)
+            if self._targets is not None:
+                self._targets[label] = (_in_same_torch_mode(target), sync)
         else:
             result, measurement = self._call_once(target, label, sync)
         if isinstance(fn, PreparedModel):
@@ -285,6 +308,41 @@ class Hwperf:
         return result, measurement
 
 
+def _record_gpu_busy(measurement: Measurement, sampler: GpuUtilizationSampler) -> None:
+    """The GPU's busy share onto the measurement, and a call-out when it idled."""
+    from pytest_hwperf.report.advice import idle_gpu_line
+
+    figure = sampler.result
+    if figure is not None:
+        measurement.gpu_utilization = figure.to_record()
+        if figure.mostly_idle:
+            measurement.notes.append(idle_gpu_line(sampler.device, figure.mean_pct))
+    if sampler.note is not None:
+        measurement.notes.append(sampler.note)
+
+
+def _in_same_torch_mode(target: Callable[[], T]) -> Callable[[], T]:
+    """`target`, called later (to profile it) in the autograd mode it was measured in.
+
+    A test that measures inside `with torch.inference_mode():` has left that block by
+    the time its failure is profiled; without the same mode, the target's inference
+    tensors would meet autograd and raise.
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return target
+    inference = bool(torch.is_inference_mode_enabled())
+    grad = bool(torch.is_grad_enabled())
+
+    def again() -> T:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return target()
+
+    return again
+
+
 @pytest.fixture
 def hwperf(request: pytest.FixtureRequest) -> Hwperf:
     """Measure a target: `hwperf(fn, *args, name=None, device=None, **kwargs)` returns
@@ -306,6 +364,13 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
         sink,
         default_device=lambda: node.stash.get(DEVICE_KEY, None),
         usable=usable,
+        gpus=lambda: context.gpus,
+        # A failing measurement is profiled at makereport, which pops these again.
+        targets=(
+            node.stash.setdefault(PROFILE_TARGETS_KEY, {})
+            if settings.enabled and settings.profile != "off"
+            else None
+        ),
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "HardwareMarker",
     "LatencyMarker",
     "MarkerError",
+    "MemoryMarker",
     "TestSpec",
     "ThroughputMarker",
     "WorkersMarker",
@@ -295,11 +296,59 @@ class WorkersMarker:
         )
 
 
+def _memory_signature(*, rss_mb: float | None = None, gpu_mb: float | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class MemoryMarker:
+    """Peak memory while the test measures: `rss_mb` caps the resident memory of the test
+    process and its children (kernel high-water marks on Linux), `gpu_mb` the torch
+    allocator's peak on the CUDA device measured; in MiB."""
+
+    NAME: ClassVar[str] = "memory"
+    SIGNATURE: ClassVar[inspect.Signature] = _signature(_memory_signature)
+
+    rss_mb: float | None = None
+    gpu_mb: float | None = None
+
+    @classmethod
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> MemoryMarker:
+        bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
+        values = {
+            arg: None
+            if bound[arg] is None
+            else _positive(cls.NAME, arg, bound[arg], "a positive number of MB (MiB)")
+            for arg in ("rss_mb", "gpu_mb")
+        }
+        if values["rss_mb"] is None and values["gpu_mb"] is None:
+            raise MarkerError(
+                f"@pytest.mark.{cls.NAME}: give a budget, 'rss_mb' or 'gpu_mb' or both"
+                f" (signature: {cls.NAME}{cls.SIGNATURE})"
+            )
+        return cls(values["rss_mb"], values["gpu_mb"])
+
+    def describe(self) -> str:
+        parts = [] if self.rss_mb is None else [f"peak RSS <= {self.rss_mb:g} MB"]
+        if self.gpu_mb is not None:
+            parts.append(f"peak GPU memory <= {self.gpu_mb:g} MB")
+        return ", ".join(parts)
+
+
 AnyMarker = (
-    type[LatencyMarker] | type[ThroughputMarker] | type[HardwareMarker] | type[WorkersMarker]
+    type[LatencyMarker]
+    | type[ThroughputMarker]
+    | type[HardwareMarker]
+    | type[WorkersMarker]
+    | type[MemoryMarker]
 )
 
-MARKERS: tuple[AnyMarker, ...] = (LatencyMarker, ThroughputMarker, HardwareMarker, WorkersMarker)
+MARKERS: tuple[AnyMarker, ...] = (
+    LatencyMarker,
+    ThroughputMarker,
+    HardwareMarker,
+    WorkersMarker,
+    MemoryMarker,
+)
 
 
 def marker_help(marker: AnyMarker) -> str:
@@ -318,6 +367,7 @@ class TestSpec:
     throughput: ThroughputMarker | None = None
     hardware: tuple[HardwareRequirements, ...] = ()
     workers: WorkersMarker | None = None
+    memory: MemoryMarker | None = None
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -339,13 +389,18 @@ def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
 
     Several `latency` marks declare several budgets (p50 and p99, say); for one
     percentile the closest mark wins, so a function's mark overrides its class's.
-    For `throughput` and `workers` the closest mark wins. Every `hardware` mark must hold.
+    For `throughput`, `workers` and `memory` the closest mark wins. Every `hardware` mark
+    must hold.
     """
     latency: dict[float, LatencyMarker] = {}
     throughput: ThroughputMarker | None = None
     hardware: list[HardwareRequirements] = []
     workers: WorkersMarker | None = None
+    memory: MemoryMarker | None = None
     for mark in marks:
+        if mark.name == MemoryMarker.NAME:
+            parsed_m = MemoryMarker.from_args(mark.args, mark.kwargs)
+            memory = memory or parsed_m
         if mark.name == WorkersMarker.NAME:
             parsed_w = WorkersMarker.from_args(mark.args, mark.kwargs)
             workers = workers or parsed_w
@@ -359,4 +414,4 @@ def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
             parsed_t = ThroughputMarker.from_args(mark.args, mark.kwargs)
             if throughput is None:
                 throughput = parsed_t
-    return TestSpec(tuple(latency.values()), throughput, tuple(hardware), workers)
+    return TestSpec(tuple(latency.values()), throughput, tuple(hardware), workers, memory)

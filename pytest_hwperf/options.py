@@ -16,6 +16,8 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 import pytest
 
+from pytest_hwperf.profile import PROFILERS, ProfilerChoice
+
 __all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve_settings"]
 
 T = TypeVar("T")
@@ -194,6 +196,14 @@ OPTIONS: tuple[Option[Any], ...] = (
         "PATH",
     ),
     Option(
+        "html",
+        "Write a self-contained HTML report with charts (latency distributions against the"
+        " budgets, baseline, history, sweeps) to PATH",
+        None,
+        parse_path,
+        "PATH",
+    ),
+    Option(
         "baseline_dir",
         "Where baselines (JSON, meant to be committed) and run history (SQLite) live"
         " (default .hwperf)",
@@ -266,6 +276,15 @@ OPTIONS: tuple[Option[Any], ...] = (
         False,
         parse_bool,
     ),
+    Option(
+        "profile",
+        "Profile a measurement that fails its budget or regresses and keep the artifact under"
+        " <baseline dir>/profiles: auto (torch.profiler for CUDA, else cProfile), off, cprofile,"
+        " py-spy, scalene or torch (default auto)",
+        "auto",
+        _choice(*PROFILERS),
+        "auto|off|cprofile|py-spy|scalene|torch",
+    ),
 )
 
 
@@ -286,11 +305,13 @@ class Settings:
     workers: tuple[int, ...] = (1,)
     threads: tuple[int, ...] = (1,)
     markdown_path: Path | None = None
+    html_path: Path | None = None
     baseline_dir: Path = Path(".hwperf")
     save: bool = False
     regression_pct: float = 10.0
     fail_on_improvement: bool = False
     reference: bool = True
+    profile: ProfilerChoice = "auto"  # what profiles a failing measurement (issue 6)
     sources: tuple[tuple[str, str], ...] = ()  # (option, where its value came from)
 
 
@@ -362,10 +383,12 @@ def resolve_settings(config: pytest.Config) -> Settings:
         workers=values["workers"],
         threads=values["threads"],
         markdown_path=values["markdown"],
+        html_path=values["html"],
         baseline_dir=values["baseline_dir"],
         save=values["save"],
         regression_pct=values["regression"],
         fail_on_improvement=values["fail_on_improvement"],
         reference=values["reference"],
+        profile=values["profile"],
         sources=tuple(sources),
     )

@@ -113,6 +113,14 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
             stacklevel=2,
         )
+    if not settings.enabled and settings.html_path is not None:
+        config.issue_config_time_warning(
+            HwperfWarning(
+                f"--hwperf-html={settings.html_path} is ignored without --hwperf:"
+                " nothing is measured, so no report is written"
+            ),
+            stacklevel=2,
+        )
     if settings.enabled:
         from pytest_hwperf.session import HwperfSession
 

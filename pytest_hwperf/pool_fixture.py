@@ -12,6 +12,7 @@ failure with the worker's traceback.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,6 +21,7 @@ from pytest_hwperf.state import AFFINITY_KEY, MEASUREMENTS_KEY, SETTINGS_KEY, SP
 
 if TYPE_CHECKING:
     from pytest_hwperf.fixtures import Hwperf
+    from pytest_hwperf.measure.memory import MemoryTracker
     from pytest_hwperf.workers.pool import PoolRun, WorkerPool
 
 __all__ = ["PoolHandle", "WorkerPools", "worker_pool"]
@@ -108,7 +110,10 @@ class WorkerPools:
         elif requests is None and duration_s is None:
             duration_s = settings.max_time_s
         problem: str | None = None
-        with self._hwperf.observing() as sampler:
+        # The workers' memory with the test process's: their peaks while serving (the
+        # device figure is a worker's, not this process's, and is not read).
+        memory = _memory_tracker(settings.enabled)
+        with self._hwperf.observing() as sampler, memory or nullcontext():
             try:
                 run = handle.pool.run(
                     inputs, concurrency=concurrency, requests=requests, duration_s=duration_s
@@ -124,6 +129,9 @@ class WorkerPools:
             alpha=settings.alpha,
         )
         measurement.served_per_s = run.throughput_per_s
+        if memory is not None:
+            measurement.memory = memory.usage.to_record()
+            measurement.notes.extend(memory.usage.notes)
         if not settings.enabled:
             measurement.mode = "functional"
         else:
@@ -134,6 +142,14 @@ class WorkerPools:
     def close(self) -> None:
         for pool in self._pools:
             pool.close()
+
+
+def _memory_tracker(enabled: bool) -> MemoryTracker | None:
+    if not enabled:
+        return None
+    from pytest_hwperf.measure.memory import MemoryTracker
+
+    return MemoryTracker(gpu=False)
 
 
 @pytest.fixture

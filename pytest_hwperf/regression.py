@@ -433,6 +433,10 @@ def parse_threshold(raw: str | float) -> float:
     return number
 
 
+# The largest machine-speed change the reference workload is trusted to report.
+MAX_DRIFT = 4.0
+
+
 def drift_adjusted(
     baseline_medians_ms: Sequence[float],
     baseline_references_ms: Sequence[float | None],
@@ -461,6 +465,10 @@ def drift_adjusted(
     ):
         return medians, None
     ratios = [current_reference_ms / float(r) for r in refs if r is not None]
+    if any(not 1 / MAX_DRIFT <= ratio <= MAX_DRIFT for ratio in ratios):
+        # No machine changes speed by that much: the gauge itself was disturbed (an
+        # oversubscribed machine stalls a parallel gauge at random), so it is not used.
+        return medians, None
     adjusted = [m * ratio for m, ratio in zip(medians, ratios, strict=True)]
     factor = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios))
     return adjusted, factor

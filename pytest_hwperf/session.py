@@ -11,6 +11,7 @@ and writes files.
 from __future__ import annotations
 
 import os
+import platform
 import sqlite3
 import uuid
 from collections.abc import Generator
@@ -26,6 +27,7 @@ from pytest_hwperf.hardware import software_versions
 from pytest_hwperf.markers import TestSpec
 from pytest_hwperf.options import Settings
 from pytest_hwperf.report import ReportError, build_document, summary_lines, write_document
+from pytest_hwperf.report.advice import advice_lines
 from pytest_hwperf.report.sweep import sweep_lines, sweeps
 from pytest_hwperf.state import (
     CONTEXT_KEY,
@@ -33,17 +35,24 @@ from pytest_hwperf.state import (
     MEASUREMENTS_KEY,
     MODELS_KEY,
     PLACEMENT_KEY,
+    PROFILE_TARGETS_KEY,
     SPEC_KEY,
     WORKER_CONFIG_KEY,
 )
 from pytest_hwperf.store import Baseline, BaselineStore, StoreError, commit_label
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pytest_hwperf.measure.device import DeviceSync
     from pytest_hwperf.measure.result import Measurement
 
 __all__ = ["REPORT_ATTR", "HwperfSession"]
 
 REPORT_ATTR = "hwperf"
+# On every report of a test case of the `device` fixture: its device and device group,
+# so that the controller learns of skipped devices too (xdist carries the attribute).
+DEVICE_ATTR = "hwperf_device"
 
 # Saved runs kept per measurement: their medians give the run-to-run spread the
 # regression gate weighs (Student t with k-1 degrees of freedom; 20 runs give 19).
@@ -92,7 +101,81 @@ def _breaches(record: dict[str, Any], settings: Settings) -> list[str]:
         )
     if record.get("oversubscription") and settings.oversubscription == "fail":
         reasons.append(f"hwperf: {where}: oversubscribed: {record['oversubscription']}")
+    memory = record.get("memory") or {}
+    if memory.get("outcome") == Outcome.FAIL.value:
+        reasons.append(f"hwperf: {where}: memory: {memory['reason']}")
     return reasons
+
+
+def _profiled_breach(record: dict[str, Any], settings: Settings) -> bool:
+    """A measurement that fails its test on a latency or throughput budget, or on a
+    regression: the breaches a profile of its target can explain (issue 6). An
+    oversubscribed config or a memory budget is not about where the time goes."""
+    for budget in record["budgets"]:
+        if budget["outcome"] == Outcome.FAIL.value:
+            return True
+        if budget["outcome"] == Outcome.INCONCLUSIVE.value and settings.inconclusive == "fail":
+            return True
+    return (record.get("comparison") or {}).get("outcome") == "regression"
+
+
+def _judge_memory(record: dict[str, Any], spec: TestSpec) -> None:
+    """The `memory` marker's verdict onto a measured record: budgets, outcome and reason
+    in `record["memory"]`; a breach makes the measurement's outcome "fail", and a met
+    budget gives a measurement without other budgets the outcome "pass"."""
+    if spec.memory is None or record.get("mode") != "measured":
+        return
+    from pytest_hwperf.measure.memory import judge_memory
+
+    memory, notes = judge_memory(
+        record.get("memory"),
+        rss_mb=spec.memory.rss_mb,
+        gpu_mb=spec.memory.gpu_mb,
+        device=str(record.get("device")),
+    )
+    record["notes"].extend(notes)
+    if memory is None:
+        return
+    record["memory"] = memory
+    if memory["outcome"] == Outcome.FAIL.value:
+        record["outcome"] = Outcome.FAIL.value
+    elif memory["outcome"] == Outcome.PASS.value and record.get("outcome") is None:
+        record["outcome"] = Outcome.PASS.value
+
+
+def _device_case(item: pytest.Item) -> dict[str, str] | None:
+    """The device a test case of the `device` fixture stands for and its device group
+    (the node id without the device parameter); None for other tests."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "device" not in callspec.params:
+        return None
+    from pytest_hwperf.hardware.devices import device_id
+    from pytest_hwperf.measure.device import DeviceError, normalize_device
+    from pytest_hwperf.report.advice import device_group
+
+    raw = callspec.params["device"]
+    try:
+        name = normalize_device(raw)
+    except DeviceError:
+        name = str(raw)
+    ids = [device_id(name), str(raw), name]
+    return {"device": name, "group": device_group(item.nodeid, ids)}
+
+
+def _unmeasured_reason(report: pytest.TestReport, device: str) -> str:
+    """Why a device case took no measurement, from its skip or failure report."""
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        text = str(longrepr[2])
+    elif crash is not None and getattr(crash, "message", None):
+        text = str(crash.message)
+    else:  # pytest.fail(..., pytrace=False) leaves the message as a plain string
+        text = str(longrepr or "no reason given")
+    text = (text.strip().splitlines() or ["no reason given"])[0]
+    text = text.removeprefix("Skipped: ").removeprefix("Failed: ")
+    text = text.removeprefix(f"device {device}: ")
+    return f"{'skipped' if report.skipped else 'failed'}: {text}"
 
 
 def _section(records: list[dict[str, Any]]) -> str:
@@ -100,12 +183,19 @@ def _section(records: list[dict[str, Any]]) -> str:
     for record in records:
         for budget in record["budgets"]:
             lines.append(f"{record['name']}: {budget['outcome']}: {budget['reason']}")
+        memory = record.get("memory") or {}
+        if memory.get("outcome"):
+            lines.append(f"{record['name']}: memory {memory['outcome']}: {memory['reason']}")
         timing = record["timing"]
         lines.append(
             f"{record['name']}: {timing['clock']}, sync {timing['sync']}, warm-up"
             f" {timing['warmup_calls']} calls, gc {timing['gc']}, stopped: {timing['stop_reason']}"
         )
         lines.extend(f"{record['name']}: note: {note}" for note in record["notes"])
+        if record.get("profile"):
+            from pytest_hwperf.profile import profile_lines
+
+            lines.extend(profile_lines(record["name"], record["profile"]))
     return "\n".join(lines)
 
 
@@ -126,6 +216,11 @@ class HwperfSession:
         self.markdown_written: str | None = None
         self.report_errors: list[str] = []
         self.json_written: str | None = None
+        self.html_written: str | None = None
+        # device group -> device -> why it took no measurement (None: it ran)
+        self.device_cases: dict[str, dict[str, str | None]] = {}
+        # device group -> device -> why the test failed there on its own (not a breach)
+        self.device_failures: dict[str, dict[str, str]] = {}
 
     @property
     def context(self) -> HardwareContext:
@@ -154,6 +249,9 @@ class HwperfSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        device_case = _device_case(item)
+        if device_case is not None:
+            setattr(report, DEVICE_ATTR, device_case)
         if call.when != "call":
             return report
         measurements = item.stash.get(MEASUREMENTS_KEY, [])
@@ -171,12 +269,22 @@ class HwperfSession:
             record["worker_config"] = (
                 None if config_in_force is None else config_in_force.to_record()
             )
+            if device_case is not None:
+                record["device_param"] = device_case["device"]
+                record["device_group"] = device_case["group"]
             if record.get("model") is None and len(models) == 1:
                 # The test prepared one model; its measurements are of that model.
                 record["model"] = dict(models[0])
             self._compare(record, spec, comparisons=len(measurements))
+            _judge_memory(record, spec)
             records.append(record)
         reasons = [line for r in records for line in _breaches(r, self.settings)]
+        # The targets hold models and tensors: they leave the item's stash now, whatever
+        # happens, and only a breaching measurement's is run again under the profiler.
+        targets = item.stash.get(PROFILE_TARGETS_KEY, {})
+        if PROFILE_TARGETS_KEY in item.stash:
+            del item.stash[PROFILE_TARGETS_KEY]
+        self._profile(records, targets)
         # PERF (the status letter) marks a test that passed and failed only its budgets;
         # a test that failed on its own keeps its failure, with the figures attached.
         perf_breach = bool(reasons) and report.passed
@@ -187,8 +295,9 @@ class HwperfSession:
             report.sections.append(
                 ("hwperf", "budget not judged: pytest-benchmark took no rounds (disabled)")
             )
-        elif spec.budgets and not measurements and report.passed:
-            budgets = ", ".join(b.describe() for b in spec.budgets)
+        elif (spec.budgets or spec.memory) and not measurements and report.passed:
+            described = [b.describe() for b in spec.budgets]
+            budgets = ", ".join(described + ([spec.memory.describe()] if spec.memory else []))
             reasons.append(
                 f"hwperf: the test declares a budget ({budgets}) but took no measurement:"
                 " call the hwperf fixture on the code to measure"
@@ -227,6 +336,41 @@ class HwperfSession:
             )
             report.longrepr = reasons[0] + extra
         return report
+
+    def _profile(
+        self,
+        records: list[dict[str, Any]],
+        targets: dict[str, tuple[Callable[[], object], DeviceSync]],
+    ) -> None:
+        """Run each breaching measurement's target again under --hwperf-profile's profiler
+        and put what it found on the record. Never raises: a profile that cannot be taken
+        says why in `record["profile"]["error"]`, and the verdict stays as it was."""
+        if self.settings.profile == "off":
+            return
+        from pytest_hwperf.profile import Profile, artifact_base, resolve_tool, take_profile
+
+        for record in records:
+            tool = resolve_tool(self.settings.profile, str(record["device"]))
+            if tool is None or not _profiled_breach(record, self.settings):
+                continue
+            kept = targets.get(record["name"])
+            if kept is None:
+                profile = Profile(tool, error="no target to run again (only hwperf(...) calls are)")
+            else:
+                target, sync = kept
+                base = artifact_base(
+                    self.settings.baseline_dir / "profiles",
+                    record["test_id"],
+                    record["name"],
+                    datetime.now(timezone.utc),
+                )
+                try:
+                    profile = take_profile(
+                        tool, target, synchronize=sync.synchronize, base=base, device=sync.device
+                    )
+                except Exception as exc:  # a bug here must not change the test's outcome
+                    profile = Profile(tool, error=f"profiling failed: {type(exc).__name__}: {exc}")
+            record["profile"] = profile.to_record()
 
     # -- baselines ------------------------------------------------------------------
 
@@ -323,11 +467,67 @@ class HwperfSession:
         return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._note_device_case(report)
         if report.when != "call":
             return
         data = getattr(report, REPORT_ATTR, None)
         if isinstance(data, dict):
             self.records.extend(data.get("records", []))
+
+    # -- device advice --------------------------------------------------------------
+
+    def _note_device_case(self, report: pytest.TestReport) -> None:
+        case = getattr(report, DEVICE_ATTR, None)
+        if not isinstance(case, dict) or report.when == "teardown":
+            return
+        cases = self.device_cases.setdefault(case["group"], {})
+        device = case["device"]
+        if report.skipped or report.failed:
+            # A failed call that measured is still measured: its records win later.
+            cases[device] = _unmeasured_reason(report, device)
+        else:
+            cases.setdefault(device, None)
+        data = getattr(report, REPORT_ATTR, None)
+        breach = isinstance(data, dict) and bool(data.get("breach"))
+        if report.when == "call" and report.failed and not breach:
+            failures = self.device_failures.setdefault(case["group"], {})
+            failures[device] = _unmeasured_reason(report, device)
+
+    def _absent_kinds(self) -> dict[str, str]:
+        """The kinds of accelerator this machine lacks, when the `device` fixture runs on
+        every device present: a recommendation made without them must say so."""
+        if self.settings.devices is not None:
+            return {}  # the user chose the devices; the skipped ones are listed anyway
+        present = self.context.present_devices()
+        absent: dict[str, str] = {}
+        if not any(d.startswith("cuda:") for d in present):
+            why = self.context.gpus.reason or "none found"
+            absent["cuda"] = f"no CUDA device on this machine: {why}"
+        if platform.system() == "Darwin" and "mps" not in present:
+            absent["mps"] = "torch reports the MPS backend unavailable"
+        return absent
+
+    def _advice(self) -> list[dict[str, Any]]:
+        from pytest_hwperf.report.advice import device_advice
+
+        if not self.device_cases:
+            return []
+        measured = {
+            (r.get("device_group"), r.get("device_param"))
+            for r in self.records
+            if r.get("mode") == "measured"
+        }
+        absent = self._absent_kinds()
+        unmeasured: dict[str, dict[str, str]] = {}
+        for group, cases in self.device_cases.items():
+            missing = unmeasured.setdefault(group, {})
+            for device, reason in cases.items():
+                if (group, device) not in measured:
+                    missing[device] = reason or "the test took no measurement on it"
+            for kind, reason in absent.items():
+                if not any(d.split(":")[0] == kind for d in cases):
+                    missing[kind] = reason
+        return device_advice(self.records, unmeasured, self.device_failures)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if _is_xdist_worker(self.config):
@@ -342,6 +542,7 @@ class HwperfSession:
             self._save_baseline(run_id, created, commit)
         self._write_json()
         self._write_markdown()
+        self._write_html()
         self._baseline()  # a baseline that cannot be read is reported even if unused
         failed = bool(self.report_errors or self.store_errors)
         if failed and session.exitstatus == pytest.ExitCode.OK:
@@ -429,9 +630,11 @@ class HwperfSession:
                 "gc": s.gc,
                 "regression_pct": s.regression_pct,
                 "baseline_dir": str(s.baseline_dir),
+                "profile": s.profile,
                 "perf_items": self.perf_items,
             },
             plugin_version=software_versions()["pytest_hwperf"],
+            advice=self._advice(),
         )
 
     def _write_json(self) -> None:
@@ -455,7 +658,10 @@ class HwperfSession:
         if not any(targets):
             return
         text = markdown_summary(
-            self.records, sweeps=sweeps(self.records), fingerprint=self.context.fingerprint.label
+            self.records,
+            sweeps=sweeps(self.records),
+            fingerprint=self.context.fingerprint.label,
+            advice=self._advice(),
         )
         path = self.settings.markdown_path
         if path is not None:
@@ -473,6 +679,23 @@ class HwperfSession:
             except OSError as exc:
                 self.report_errors.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
 
+    def _write_html(self) -> None:
+        path = self.settings.html_path
+        if path is None:
+            return
+        from pytest_hwperf.report.html import read_history, render_html, write_html
+
+        document = self._document()
+        # Recorded above, so the trend ends with this run; a history that cannot be read
+        # leaves the trends out with a note, it does not cost the report.
+        history, history_error = read_history(document, self.settings.baseline_dir)
+        try:
+            write_html(path, render_html(document, history=history, history_error=history_error))
+        except ReportError as exc:
+            self.report_errors.append(str(exc))
+        else:
+            self.html_written = str(path)
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if _is_xdist_worker(self.config):
             return
@@ -480,6 +703,11 @@ class HwperfSession:
         if self.records:
             tr.write_sep("=", "hwperf", bold=True)
             for line in summary_lines(self.records):
+                tr.write_line(line)
+        advice = advice_lines(self._advice())
+        if advice:
+            tr.write_sep("-", "hwperf: device advice")
+            for line in advice:
                 tr.write_line(line)
         found = sweeps(self.records)
         if found:
@@ -492,6 +720,8 @@ class HwperfSession:
             tr.write_line(f"hwperf: JSON report written to {self.json_written}")
         if self.markdown_written:
             tr.write_line(f"hwperf: Markdown report written to {self.markdown_written}")
+        if self.html_written:
+            tr.write_line(f"hwperf: HTML report written to {self.html_written}")
         for error in self.store_errors:
             tr.write_line(f"hwperf: error: {error}", red=True, bold=True)
         for error in self.history_errors:

@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pytest_hwperf.context import HardwareContext
     from pytest_hwperf.markers import TestSpec
+    from pytest_hwperf.measure.device import DeviceSync
     from pytest_hwperf.measure.result import Measurement
     from pytest_hwperf.options import Settings
     from pytest_hwperf.workers.config import WorkerConfig
@@ -22,6 +25,7 @@ __all__ = [
     "MEASUREMENTS_KEY",
     "MODELS_KEY",
     "PLACEMENT_KEY",
+    "PROFILE_TARGETS_KEY",
     "SETTINGS_KEY",
     "SPEC_KEY",
     "WORKER_CONFIG_KEY",
@@ -37,3 +41,8 @@ DEVICE_KEY: pytest.StashKey[str] = pytest.StashKey()  # the test's `device` fixt
 MODELS_KEY: pytest.StashKey[list[dict[str, object]]] = pytest.StashKey()  # hwperf_model
 WORKER_CONFIG_KEY: pytest.StashKey[WorkerConfig] = pytest.StashKey()  # declared or gridded
 PLACEMENT_KEY: pytest.StashKey[Placement] = pytest.StashKey()  # an xdist worker's share
+# Under --hwperf: each measurement's target and device sync by name, so that a failing one
+# can be profiled in the call's makereport (before fixture teardown); popped there.
+PROFILE_TARGETS_KEY: pytest.StashKey[dict[str, tuple[Callable[[], object], DeviceSync]]] = (
+    pytest.StashKey()
+)

@@ -186,3 +186,81 @@ def test_gpu_unmet_gpu_count_names_the_visible_count(cuda_device, pytester):
     result.stdout.fnmatch_lines(
         [f"SKIPPED * hardware: needs >= {count + 1} GPUs, this machine has {count}"]
     )
+
+
+# -- GPU utilisation and device advice -------------------------------------------------
+
+
+def test_gpu_utilization_of_a_busy_gpu(cuda_device):
+    """A spinning kernel keeps the GPU busy: NVML's own samples over a 1.5 s window say
+    so, in percent."""
+    torch = pytest.importorskip("torch")
+    from pytest_hwperf.hardware.gpu import detect_gpus
+    from pytest_hwperf.measure.gpu_util import utilization_sampler
+
+    def spin() -> None:
+        torch.cuda._sleep(SPIN_CYCLES)
+
+    spin()
+    sampler = utilization_sampler(cuda_device, lambda: detect_gpus(torch_fallback=False))
+    assert sampler is not None
+    with sampler:
+        measure(
+            spin,
+            name="spin",
+            policy=SamplingPolicy(max_time_s=1.5, warmup_s=0.05, min_time_s=1.5),
+            sync=device_sync(cuda_device),
+        )
+    result = sampler.result
+    assert result is not None, sampler.note
+    assert result.method == "nvml-samples", sampler.note
+    assert result.samples >= 1
+    assert 50 <= result.mean_pct <= result.max_pct <= 100, result
+
+
+GPU_ADVICE_TESTS = """
+import pytest
+import torch
+
+
+@pytest.mark.latency(ms=1000)
+def test_small(device, hwperf_model, hwperf):
+    model = hwperf_model(torch.nn.Linear(64, 64), device)
+    x = torch.ones(8, 64, device=device)
+    hwperf(model, x, name="linear")
+"""
+
+
+def test_gpu_utilization_recorded_and_device_advice(cuda_device, pytester):
+    """A small model measured on cpu and cuda: the CUDA record carries a utilisation
+    figure within 0..100, and the advice compares both devices and recommends the CPU
+    (both meet a 1 s budget; the CPU is cheaper)."""
+    import json
+
+    pytester.makepyfile(test_util=GPU_ADVICE_TESTS)
+    result = pytester.runpytest(
+        "--hwperf",
+        "--hwperf-devices=cpu,cuda",
+        "--hwperf-max-time=2",
+        "--hwperf-warmup=0.05",
+        "--hwperf-json=out.json",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=2)
+    document = json.loads((pytester.path / "out.json").read_text())
+    by_device = {r["device"]: r for r in document["measurements"]}
+    figure = by_device["cuda:0"]["gpu_utilization"]
+    assert figure is not None, by_device["cuda:0"]["notes"]
+    assert figure["method"] in ("nvml-samples", "nvml-utilization-rates")
+    assert figure["samples"] >= 1
+    assert 0 <= figure["mean_pct"] <= figure["max_pct"] <= 100, figure
+    assert by_device["cpu"]["gpu_utilization"] is None
+    (entry,) = document["advice"]
+    assert entry["test"] == "test_util.py::test_small"
+    assert [d["device"] for d in entry["devices"]] == ["cpu", "cuda:0"]
+    assert entry["met"] == ["cpu", "cuda:0"]
+    assert entry["recommended"] == "cpu"
+    result.stdout.fnmatch_lines(
+        ["test_util.py::test_small: recommend cpu, the cheapest device that met its budget*"]
+    )

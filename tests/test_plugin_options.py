@@ -105,6 +105,7 @@ def test_the_option_table_is_what_these_tests_cover():
         "gc",
         "json",
         "markdown",
+        "html",
         "baseline_dir",
         "save",
         "regression",
@@ -115,6 +116,7 @@ def test_the_option_table_is_what_these_tests_cover():
         "workers",
         "threads",
         "strict_hardware",
+        "profile",
     ]
 
 
@@ -400,6 +402,8 @@ BAD_VALUES = [
     ("regression", "lots"),
     ("regression", "-5%"),
     ("reference", "sometimes"),
+    ("html", "   "),
+    ("profile", "yappi"),
 ]
 
 

@@ -489,17 +489,36 @@ def test_drift_adjusted_only_rescales_against_a_reference_of_the_same_kind():
     assert other == ([1.0], None)
 
 
-def test_the_reference_runs_in_torch_s_pool_when_torch_is_loaded(monkeypatch):
+def test_drift_adjusted_ignores_a_gauge_that_moved_implausibly():
+    from pytest_hwperf.regression import drift_adjusted
+
+    # A 500x slower reference says the gauge stalled, not that the machine did.
+    assert drift_adjusted([1.0, 1.0], [0.05, 0.05], 25.0) == ([1.0, 1.0], None)
+    assert drift_adjusted([1.0], [0.05], 0.19)[1] == pytest.approx(3.8)
+
+
+def test_the_reference_follows_how_the_target_used_the_cores(monkeypatch):
     import sys
 
     import torch
 
     from pytest_hwperf.measure import reference as ref
 
-    found = ref.reference(budget_s=0.002)
-    assert found.kind == f"torch-mm/{torch.get_num_threads()}"
-    assert found.ns > 0
+    parallel = ref.reference(parallel=True, budget_s=0.002)
+    assert parallel.kind == f"torch-mm/{torch.get_num_threads()}"
+    assert parallel.ns > 0
+    single = ref.reference(parallel=False, budget_s=0.002)
+    assert single.kind == "numpy-dot/1"
     monkeypatch.delitem(sys.modules, "torch")
-    numpy_found = ref.reference(budget_s=0.002)
-    assert numpy_found.kind == "numpy-dot/1"
-    assert numpy_found.ns > 0
+    numpy_parallel = ref.reference(parallel=True, budget_s=0.002)
+    assert numpy_parallel.kind.startswith("numpy-dot/")
+    assert numpy_parallel.ns > 0
+
+
+def test_busy_threads_counts_threads_over_a_fifth_of_a_core():
+    from pytest_hwperf.measure.reference import busy_threads
+
+    before = {1: 10.0, 2: 5.0, 3: 0.0}
+    after = {1: 11.0, 2: 5.05, 3: 0.5, 4: 0.3}  # over 1 s: 100%, 5%, 50%, 30% (new)
+    assert busy_threads(before, after, 1.0) == 3
+    assert busy_threads(before, after, 0.0) == 0

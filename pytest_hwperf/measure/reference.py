@@ -10,13 +10,13 @@ regression gate rescales the baseline by the ratio of the two runs' reference ti
 
 The gauge has to feel what the model feels. A model on two threads slows down by half
 when a co-tenant takes one of two cores, a single-threaded gauge not at all. So the
-reference runs in the thread pool the model most likely uses, with the thread count in
-force, when torch is loaded (a torch model): torch's intra-op pool, which leaves no second
-pool's workers spinning into the measurement (libgomp's spin is short). Otherwise numpy's
-BLAS on one thread: OpenBLAS workers spin for ~0.1 s after a call, long enough to
-disturb a measurement that does not use them. The kind (`torch-mm/2`, `numpy-dot/1`)
-is recorded, and runs are only rescaled against runs whose reference was of the same
-kind.
+reference is chosen by what the measurement did: when more than one thread of the test
+process was busy while it ran (a parallel model), the reference runs in the thread pool
+such a model most likely uses, with the thread count in force: torch's intra-op pool
+when torch is loaded, otherwise numpy's BLAS pool. A single-threaded target gets numpy on
+one BLAS thread. The reference is timed right after the measurement, once that is known;
+the kind (`torch-mm/2`, `numpy-dot/1`) is recorded, and runs are only rescaled against
+runs whose reference was of the same kind.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Reference", "reference"]
+__all__ = ["Reference", "busy_threads", "reference", "thread_times"]
+
+# A thread counts as busy when it used at least this share of a core over the window.
+BUSY_FRACTION = 0.2
 
 _SIZE = (64, 256, 256)  # (rows, inner, cols): ~50 us of BLAS on a current core
 
@@ -40,14 +43,42 @@ class Reference:
     kind: str
 
 
+def thread_times() -> dict[int, float]:
+    """CPU seconds used so far by each thread of this process (empty when unreadable)."""
+    import psutil
+
+    try:
+        return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+    except (psutil.Error, OSError):
+        return {}
+
+
+def busy_threads(before: dict[int, float], after: dict[int, float], window_s: float) -> int:
+    """How many threads used at least `BUSY_FRACTION` of a core between two snapshots."""
+    if window_s <= 0:
+        return 0
+    return sum(
+        1 for tid, cpu in after.items() if (cpu - before.get(tid, 0.0)) / window_s >= BUSY_FRACTION
+    )
+
+
 def reference(
-    *, budget_s: float = 0.03, clock: Callable[[], int] = time.perf_counter_ns
+    *,
+    parallel: bool = True,
+    budget_s: float = 0.05,
+    clock: Callable[[], int] = time.perf_counter_ns,
 ) -> Reference:
-    """Median time of one call of the reference workload, over ~`budget_s` of calls."""
+    """Median time of one call of the reference workload, over ~`budget_s` of calls.
+
+    `parallel`: the measured target kept more than one thread busy, so the gauge runs
+    in a thread pool with the thread count in force; otherwise on one thread.
+    """
+    if not parallel:
+        return _numpy(budget_s, clock, threads=1)
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "mm") and hasattr(torch, "get_num_threads"):
         return _torch(torch, budget_s, clock)
-    return _numpy(budget_s, clock)
+    return _numpy(budget_s, clock, threads=None)
 
 
 def _torch(torch: Any, budget_s: float, clock: Callable[[], int]) -> Reference:
@@ -60,17 +91,21 @@ def _torch(torch: Any, budget_s: float, clock: Callable[[], int]) -> Reference:
     return Reference(ns, f"torch-mm/{int(torch.get_num_threads())}")
 
 
-def _numpy(budget_s: float, clock: Callable[[], int]) -> Reference:
+def _numpy(budget_s: float, clock: Callable[[], int], *, threads: int | None) -> Reference:
+    """numpy's BLAS on `threads` threads (None: the count in force)."""
     import numpy as np
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     rng = np.random.default_rng(0)
     rows, inner, cols = _SIZE
     a = rng.standard_normal((rows, inner)).astype(np.float32)
     b = rng.standard_normal((inner, cols)).astype(np.float32)
-    with threadpool_limits(limits=1, user_api="blas"):
+    if threads is None:
+        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        threads = int(blas[0].get("num_threads", 1)) if blas else 1
+    with threadpool_limits(limits=threads, user_api="blas"):
         ns = _timed(lambda: np.dot(a, b), budget_s, clock)
-    return Reference(ns, "numpy-dot/1")
+    return Reference(ns, f"numpy-dot/{threads}")
 
 
 def _timed(call: Callable[[], object], budget_s: float, clock: Callable[[], int]) -> float:

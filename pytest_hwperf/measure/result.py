@@ -118,6 +118,10 @@ class Measurement:
     served_per_s: float | None = None  # a worker pool's requests per second, all workers
     reference_ns: float | None = None  # the reference workload's time around this measurement
     reference_kind: str | None = None  # which reference: "torch-mm/2", "numpy-dot/1"
+    memory: dict[str, Any] | None = None  # peak RSS and device memory (measure/memory.py)
+    # How busy the GPU was while a CUDA measurement ran (measure/gpu_util.py); None off
+    # CUDA or when NVML could not say (a note says why).
+    gpu_utilization: dict[str, object] | None = None
 
     @cached_property
     def stats(self) -> Statistics:
@@ -186,5 +190,9 @@ class Measurement:
             "served_per_s": self.served_per_s,
             "reference_ms": None if self.reference_ns is None else self.reference_ns / 1e6,
             "reference_kind": self.reference_kind,
+            "memory": None if self.memory is None else dict(self.memory),
+            "gpu_utilization": (
+                None if self.gpu_utilization is None else dict(self.gpu_utilization)
+            ),
             "samples_ns": [int(x) for x in self.samples_ns],
         }

@@ -30,6 +30,7 @@ def build_document(
     settings: Mapping[str, Any],
     plugin_version: str | None,
     sweeps: Sequence[Mapping[str, Any]] = (),
+    advice: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     outcomes = [r.get("outcome") for r in records]
     return {
@@ -47,6 +48,9 @@ def build_document(
         },
         "measurements": [dict(r) for r in records],
         "sweeps": [dict(s) for s in sweeps],
+        # Added fields keep schema version 1: readers of version 1 ignore what they do
+        # not know. Only a changed or removed field raises the version.
+        "advice": [dict(a) for a in advice],
     }
 
 

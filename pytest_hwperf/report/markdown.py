@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_hwperf.report.sweep import sweep_lines
-from pytest_hwperf.report.terminal import budget_text, ms_text
+from pytest_hwperf.report.terminal import budget_text, mb_text, ms_text
 
 __all__ = ["markdown_summary"]
 
@@ -38,8 +38,10 @@ def markdown_summary(
     *,
     sweeps: Sequence[Mapping[str, Any]] = (),
     fingerprint: str | None = None,
+    advice: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """A Markdown document: the measurements table, then sweeps when there are any."""
+    """A Markdown document: the measurements table, then sweeps and device advice when
+    there are any."""
     lines = ["## pytest-hwperf", ""]
     if fingerprint:
         lines += [f"Fingerprint: `{fingerprint}`", ""]
@@ -53,9 +55,9 @@ def markdown_summary(
     lines += [
         f"{len(records)} measurements, {failed} failing their test, {regressions} regressions.",
         "",
-        "| test | measurement | device | n | p50 | p95 | budget | verdict | baseline | change"
-        " | vs baseline |",
-        "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |",
+        "| test | measurement | device | n | p50 | p95 | peak RSS | budget | verdict | baseline"
+        " | change | vs baseline |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |",
     ]
     for r in records:
         stats = r.get("stats", {})
@@ -70,6 +72,7 @@ def markdown_summary(
                 stats.get("p50_ms") if stats.get("p50_ms") is not None else stats.get("mean_ms")
             ),
             ms_text(stats.get("p95_ms")),
+            mb_text((r.get("memory") or {}).get("rss_peak_mb")),
             budget_text(r),
             _ICONS.get(str(verdict), str(verdict)),
             base,
@@ -79,4 +82,9 @@ def markdown_summary(
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if sweeps:
         lines += ["", "### Workers x threads", "", "```text", *sweep_lines(sweeps), "```"]
+    if advice:
+        from pytest_hwperf.report.advice import advice_lines
+
+        lines += ["", "### Device advice", ""]
+        lines += [f"- {_cell(line)}" for line in advice_lines(advice)]
     return "\n".join(lines) + "\n"

@@ -7,9 +7,10 @@ from typing import Any
 
 from pytest_hwperf.budgets import fmt_rate
 
-__all__ = ["budget_text", "ms_text", "summary_lines"]
+__all__ = ["budget_text", "mb_text", "ms_text", "summary_lines"]
 
 _HEADERS = ("test", "name", "device", "n", "p50", "p95", "p99", "budget", "verdict")
+_NUMERIC = frozenset({"n", "p50", "p95", "p99", "rss", "baseline"})  # right-aligned
 
 
 def ms_text(value: object) -> str:
@@ -22,6 +23,17 @@ def ms_text(value: object) -> str:
     return f"{value * 1000:.1f}us"
 
 
+def mb_text(value: object) -> str:
+    """A memory figure in MiB: 312MB, 45.2MB; "-" when there is none."""
+    if not isinstance(value, (int, float)):
+        return "-"
+    return f"{value:.0f}MB" if value >= 100 else f"{value:.1f}MB"
+
+
+def _rss_peak(record: Mapping[str, Any]) -> object:
+    return (record.get("memory") or {}).get("rss_peak_mb")
+
+
 def budget_text(record: Mapping[str, Any]) -> str:
     parts: list[str] = []
     for budget in record.get("budgets", []):
@@ -29,6 +41,10 @@ def budget_text(record: Mapping[str, Any]) -> str:
             parts.append(f"p{budget['percentile']:g}<={ms_text(budget['budget_ms'])}")
         elif budget.get("kind") == "throughput":
             parts.append(f">={fmt_rate(budget['min_per_s'])}/s")
+    memory = record.get("memory") or {}
+    for key, label in (("rss_budget_mb", "rss"), ("gpu_budget_mb", "gpu")):
+        if isinstance(memory.get(key), (int, float)):
+            parts.append(f"{label}<={mb_text(memory[key])}")
     return ",".join(parts) or "-"
 
 
@@ -72,13 +88,23 @@ def _versus(record: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """A plain-text table of the measurements, one row each; with baseline and change
-    columns when any measurement was compared with a baseline."""
+    """A plain-text table of the measurements, one row each; with the peak RSS when any
+    measurement has one, and baseline and change columns when any measurement was
+    compared with a baseline."""
     compared = any(r.get("comparison") for r in records)
-    headers = _HEADERS + (("baseline", "change") if compared else ())
-    rows = [headers, *((_row(r) + (_versus(r) if compared else ())) for r in records)]
+    with_rss = any(_rss_peak(r) is not None for r in records)
+
+    def joined(head: tuple[str, ...], rss: str, tail: tuple[str, ...]) -> tuple[str, ...]:
+        # The peak RSS goes after p99, with the other measured figures.
+        return head[:7] + ((rss,) if with_rss else ()) + head[7:] + tail
+
+    headers = joined(_HEADERS, "rss", ("baseline", "change") if compared else ())
+    rows = [
+        headers,
+        *(joined(_row(r), mb_text(_rss_peak(r)), _versus(r) if compared else ()) for r in records),
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
-    numeric = {3, 4, 5, 6, 9}
+    numeric = {i for i, name in enumerate(headers) if name in _NUMERIC}
     lines = []
     for row in rows:
         cells = [

@@ -1,0 +1,278 @@
+"""Device advice: on which device a test parametrized over devices should be served.
+
+The serving advice of issue 6: light models run fine on CPUs, heavy ones want GPUs, and
+a GPU costs more than the CPU it sits in. So when one test ran on several devices (the
+`device` fixture), the advice names the devices that met its budget and recommends the
+cheapest of them, in the order cpu, mps, cuda:0, cuda:1, ...; without a budget there is
+nothing to meet, and it names the fastest instead. A device that could not be measured
+(skipped, failed under --hwperf-strict-hardware, or absent from this machine) is listed
+with why, so that "serve on cpu" is never read as "cpu beat the GPU" when no GPU was
+there to compare. A GPU that stayed mostly idle while measuring is called out: the
+model is too small for it.
+
+Pure functions of the session's records (plain dicts, as in the JSON report).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_hwperf.report.terminal import ms_text
+
+__all__ = [
+    "advice_lines",
+    "device_advice",
+    "device_cost_rank",
+    "device_group",
+    "idle_gpu_line",
+]
+
+
+def device_cost_rank(device: str) -> tuple[int, int, str]:
+    """Sort key, cheapest first: cpu, then mps, then CUDA devices by index, then others."""
+    kind, _, index = device.partition(":")
+    number = int(index) if index.isdigit() else 0
+    rank = {"cpu": 0, "mps": 1, "cuda": 2}.get(kind, 3)
+    return rank, number, device
+
+
+def device_group(nodeid: str, device_ids: Sequence[str]) -> str:
+    """The test's node id without its device parameter: `test_x[cpu-2w]` -> `test_x[2w]`,
+    `test_x[cuda]` -> `test_x`.
+
+    `device_ids` are the ids the device may carry in the node id, tried in order (the
+    plugin's `cuda` for cuda:0, the raw parameter, ...). Ids are split on "-", as pytest
+    joins them; removing any one part equal to the id gives the same string whichever
+    it is. A node id where none is found is returned unchanged.
+    """
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return nodeid
+    base, _, params = nodeid[:-1].partition("[")
+    parts = params.split("-")
+    for candidate in device_ids:
+        if candidate in parts:
+            parts.remove(candidate)
+            rest = "-".join(parts)
+            return f"{base}[{rest}]" if rest else base
+    return nodeid
+
+
+def idle_gpu_line(device: str, mean_pct: float, name: str | None = None) -> str:
+    """The call-out for a GPU that was mostly idle while measuring."""
+    what = f" {name!r}" if name else ""
+    return (
+        f"{device} was busy {mean_pct:.0f}% of the time while measuring{what}: the model is"
+        " likely too small for this GPU (batch more, or serve it on CPU)"
+    )
+
+
+def _median_ms(record: Mapping[str, Any]) -> float | None:
+    stats = record.get("stats") or {}
+    value = stats.get("p50_ms")
+    if value is None:  # timed in blocks: the mean stands in for the median
+        value = stats.get("mean_ms")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _missed_reason(records: Sequence[Mapping[str, Any]]) -> str:
+    """Why a device missed its budget, in a few words."""
+    for record in records:
+        for budget in record.get("budgets") or []:
+            if budget.get("outcome") != "pass":
+                return f"{budget.get('outcome')}: {budget.get('reason')}"
+        memory = record.get("memory") or {}
+        if memory.get("outcome") == "fail":
+            return f"memory: {memory.get('reason')}"
+        comparison = record.get("comparison") or {}
+        if comparison.get("outcome") == "regression":
+            return f"regression: {comparison.get('reason')}"
+        if record.get("oversubscription"):
+            return f"oversubscribed: {record['oversubscription']}"
+    return "breach"
+
+
+def _device_entry(
+    device: str, records: Sequence[Mapping[str, Any]], failure: str | None
+) -> dict[str, Any]:
+    if failure is not None:
+        # The test failed there on its own (an assertion, an error): whatever its timing,
+        # that device is not one to serve on.
+        return {
+            "device": device,
+            "status": "failed",
+            "measurements": len(records),
+            "median_ms": None,
+            "reason": failure,
+        }
+    has_budget = _has_budget(records)
+    met = all(r.get("outcome") == "pass" and not r.get("breach") for r in records)
+    medians = [_median_ms(r) for r in records]
+    status = "no budget" if not has_budget else ("met" if met else "missed")
+    return {
+        "device": device,
+        "status": status,
+        "measurements": len(records),
+        # The time of one pass over the test's measured calls on this device.
+        "median_ms": None if None in medians else sum(m for m in medians if m is not None),
+        "reason": _missed_reason(records) if status == "missed" else None,
+    }
+
+
+def _idle_gpus(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    idle = []
+    for record in records:
+        figure = record.get("gpu_utilization")
+        if not isinstance(figure, Mapping):
+            continue
+        mean, threshold = figure.get("mean_pct"), figure.get("idle_below_pct")
+        if not isinstance(mean, (int, float)) or not isinstance(threshold, (int, float)):
+            continue
+        if mean < threshold:
+            idle.append(
+                {
+                    "device": record.get("device"),
+                    "name": record.get("name"),
+                    "mean_pct": float(mean),
+                    "idle_below_pct": float(threshold),
+                }
+            )
+    return idle
+
+
+def _has_budget(records: Sequence[Mapping[str, Any]]) -> bool:
+    """A budget of its own (latency, throughput) or one judged onto a record (memory)."""
+    return any(r.get("budgets") or r.get("outcome") is not None for r in records)
+
+
+def _summary_text(
+    test: str, entries: Sequence[Mapping[str, Any]], *, budgeted: bool, partial: bool
+) -> str:
+    """The headline: the recommendation, or that none met, or the fastest without budget."""
+    timed = [e for e in entries if e["median_ms"] is not None]
+    failed = ", ".join(e["device"] for e in entries if e["status"] == "failed")
+    failed_text = f"; test failed on: {failed}" if failed else ""
+    medians = "median: " + (
+        ", ".join(f"{e['device']} {ms_text(e['median_ms'])}" for e in timed) or "none"
+    )
+    met = [e["device"] for e in entries if e["status"] == "met"]
+    missed = ", ".join(
+        f"{e['device']} ({str(e['reason']).split(':')[0]})"
+        for e in entries
+        if e["status"] == "missed"
+    )
+    if not budgeted:
+        if not timed:
+            return f"{test}: no budget{failed_text}"
+        fastest = min(timed, key=lambda e: float(e["median_ms"]))["device"]
+        return f"{test}: no budget; fastest: {fastest} ({medians}{failed_text})"
+    missed_text = f"; missed: {missed}" if missed else ""
+    if not met:
+        return (
+            f"{test}: no device met its budget ({missed_text[2:] or 'none measured'}"
+            f"{failed_text}; {medians})"
+        )
+    # With devices left unmeasured, the recommendation holds among those measured only.
+    which = "measured device" if partial else "device"
+    return (
+        f"{test}: recommend {met[0]}, the cheapest {which} that met its budget"
+        f" (met: {', '.join(met)}{missed_text}{failed_text}; {medians})"
+    )
+
+
+def device_advice(
+    records: Sequence[Mapping[str, Any]],
+    unmeasured: Mapping[str, Mapping[str, str]],
+    failed: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Advice for each test run on several devices, in the order the tests first appear.
+
+    `records` are the session's measurement records; those with a `device_group` (the
+    node id without the device parameter) and a `device_param` (the `device` fixture's
+    value) are compared by device. `unmeasured` maps a device group to the devices it
+    could not be measured on and why; `failed` maps it to the devices where the test
+    failed on its own after measuring (never recommended). A group gets advice when it
+    spans two or more devices, measured or not, or when a GPU it ran on stayed mostly
+    idle; records without a device group are advised on only for an idle GPU.
+    """
+    groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    ungrouped: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        if record.get("mode") not in (None, "measured"):
+            continue
+        group, device = record.get("device_group"), record.get("device_param")
+        if isinstance(group, str) and isinstance(device, str):
+            groups.setdefault(group, {}).setdefault(device, []).append(record)
+        else:
+            ungrouped.setdefault(str(record.get("test_id", "?")), []).append(record)
+    advice: list[dict[str, Any]] = []
+    for test, by_device in groups.items():
+        failures = (failed or {}).get(test) or {}
+        entries = [
+            _device_entry(device, by_device[device], failures.get(device))
+            for device in sorted(by_device, key=device_cost_rank)
+        ]
+        missing = {
+            device: reason
+            for device, reason in (unmeasured.get(test) or {}).items()
+            if device not in by_device
+        }
+        idle = _idle_gpus([r for rs in by_device.values() for r in rs])
+        if len(entries) + len(missing) < 2 and not idle:
+            continue
+        met = [e["device"] for e in entries if e["status"] == "met"]
+        timed = [e for e in entries if e["median_ms"] is not None]
+        advice.append(
+            {
+                "test": test,
+                "devices": entries,
+                "met": met,
+                "recommended": met[0] if met else None,
+                "fastest": min(timed, key=lambda e: e["median_ms"])["device"] if timed else None,
+                "unmeasured": [
+                    {"device": device, "reason": missing[device]}
+                    for device in sorted(missing, key=device_cost_rank)
+                ],
+                "idle_gpus": idle,
+                "text": _summary_text(
+                    test,
+                    entries,
+                    budgeted=_has_budget([r for rs in by_device.values() for r in rs]),
+                    partial=bool(missing),
+                ),
+            }
+        )
+    for test, group_records in ungrouped.items():
+        idle = _idle_gpus(group_records)
+        if idle:
+            advice.append(
+                {
+                    "test": test,
+                    "devices": [],
+                    "met": [],
+                    "recommended": None,
+                    "fastest": None,
+                    "unmeasured": [],
+                    "idle_gpus": idle,
+                    "text": None,
+                }
+            )
+    return advice
+
+
+def advice_lines(advice: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The advice as plain lines, for the terminal and the Markdown summary."""
+    lines: list[str] = []
+    for entry in advice:
+        test = entry.get("test", "?")
+        if entry.get("text"):
+            lines.append(str(entry["text"]))
+        lines.extend(
+            f"{test}: {item['device']}: not measured ({item['reason']})"
+            for item in entry.get("unmeasured") or []
+        )
+        lines.extend(
+            f"{test}: {idle_gpu_line(str(item['device']), item['mean_pct'], item.get('name'))}"
+            for item in entry.get("idle_gpus") or []
+        )
+    return lines

@@ -1,0 +1,384 @@
+"""The report's charts, built from JSON report records: the latency distribution against
+the budgets, the median against the baseline, the median over past runs, and the worker
+x thread sweeps (docs/reference.md, "HTML report", says what each shows).
+
+Each returns one inline `<svg>` string (see `svg.py`), or None when the record has
+nothing to draw. Records come from files a user may have edited: every field is read
+defensively, and a missing one leaves a chart out rather than raising.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pytest_hwperf.report.svg import Chart, Dot, Scale, histogram, thin_steps
+from pytest_hwperf.store import TrendRow
+
+__all__ = [
+    "as_float",
+    "as_list",
+    "as_map",
+    "comparison_chart",
+    "distribution_chart",
+    "duration",
+    "duration_ticks",
+    "history_chart",
+    "percentile_label",
+    "rate_text",
+    "sweep_charts",
+]
+
+PASS, FAIL, WARN, NEUTRAL, ACCENT = "#1a7f37", "#cf222e", "#9a6700", "#6e7781", "#0969da"
+OUTCOME_COLORS = {"pass": PASS, "fail": FAIL, "inconclusive": WARN}
+COMPARISON_COLORS = {"regression": FAIL, "improvement": PASS, "unchanged": ACCENT}
+SERIES = ("#0969da", "#e16f24", "#1a7f37", "#8250df", "#bf3989", "#1b7c83")
+
+
+def as_map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _as_int(value: object) -> int:
+    number = as_float(value)
+    return int(number) if number is not None else 0
+
+
+def as_float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def duration(ms: float | None, digits: int = 3) -> str:
+    """A time in milliseconds in the unit that reads best: 850 ns, 127 µs, 12.8 ms, 1.5 s."""
+    if ms is None:
+        return "-"
+    if ms == 0:
+        return "0"
+    for scale, unit in ((1000.0, "s"), (1.0, "ms"), (1e-3, "µs")):
+        if abs(ms) >= scale:
+            return f"{ms / scale:.{digits}g} {unit}"
+    return f"{ms * 1e6:.{digits}g} ns"
+
+
+def duration_ticks(values: Sequence[float]) -> list[tuple[float, str]]:
+    """Tick values with `duration` labels, with as many digits as it takes to tell
+    neighbours apart (13.75 and 13.8 µs must not both read "13.8 µs")."""
+    for digits in range(3, 8):
+        labels = [duration(v, digits) for v in values]
+        if len(set(labels)) == len(labels):
+            break
+    return list(zip(values, labels, strict=True))
+
+
+def rate_text(value: object) -> str:
+    number = as_float(value)
+    if number is None:
+        return "-"
+    return f"{number:,.0f}/s" if number >= 100 else f"{number:.3g}/s"
+
+
+def percentile_label(budget: Mapping[str, Any]) -> str:
+    return f"p{as_float(budget.get('percentile')) or 0:g}"
+
+
+def _samples_ms(record: Mapping[str, Any]) -> list[float]:
+    raw = record.get("samples_ns")
+    if not isinstance(raw, list):
+        return []
+    return sorted(v / 1e6 for v in raw if isinstance(v, (int, float)) and math.isfinite(v))
+
+
+def distribution_chart(record: Mapping[str, Any]) -> str | None:
+    """The empirical CDF of the per-call samples over a histogram of them, with each
+    latency budget as a vertical rule and the measured percentile, with its confidence
+    interval, as a dot: a dot left of its rule is a budget met."""
+    samples = _samples_ms(record)
+    if not samples:
+        return None
+    budgets = [
+        as_map(b) for b in as_list(record.get("budgets")) if as_map(b).get("kind") == "latency"
+    ]
+    # The axis is the samples' range. A budget (or a confidence bound) more than 10x
+    # beyond it would leave the distribution a sliver at one edge: such a budget is named
+    # at that edge with an arrow ("lots of headroom") and a bound is cut with an arrowhead.
+    least = next((v for v in samples if v > 0), samples[-1])
+    near_lo, near_hi = least / 10, samples[-1] * 10
+    xs = [samples[0], least, samples[-1]]
+    for budget in budgets:
+        xs += [
+            v
+            for k in ("budget_ms", "measured_ms", "lower_ms", "upper_ms")
+            if (v := as_float(budget.get(k))) and near_lo <= v <= near_hi
+        ]
+    positive = [v for v in xs if v > 0]
+    # Latency is right-skewed: past a factor of 8 a linear axis crushes the body into a
+    # few pixels to show the tail.
+    log = bool(positive) and max(positive) / min(positive) >= 8
+    name = f"{record.get('name', '?')} on {record.get('device', '?')}"
+    chart = Chart.create(
+        f"latency distribution of {name}",
+        xs,
+        [0.0, 100.0],
+        width=680,
+        height=280 + 13 * len(budgets),
+        left=58,
+        top=30 + 13 * len(budgets),
+        x_log=log,
+    )
+    chart.y = Scale(0.0, 100.0, chart.plot_bottom, chart.plot_top)
+    block = int(as_float(as_map(record.get("timing")).get("block_size")) or 1)
+    chart.axes(
+        x_label="time per call"
+        + (f" (block means, blocks of {block})" if block > 1 else "")
+        + (" — log scale" if log else ""),
+        y_label="calls at or below (%)",
+        x_ticks=duration_ticks(chart.x.ticks()),
+        y_ticks=[(v, f"{v:g}%") for v in (0.0, 25.0, 50.0, 75.0, 100.0)],
+    )
+    # A log axis has no place for 0 ns samples (a clock too coarse for the target): they
+    # stay in the CDF, at the axis' left end, but out of the histogram.
+    binned = [v for v in samples if v > 0] if log else samples
+    if len(binned) > 1 and binned[-1] > binned[0]:
+        count = max(8, min(48, int(2 * math.sqrt(len(binned)))))
+        bins = histogram(binned, binned[0], binned[-1], count, log=log)
+        tallest = max((n for _, _, n in bins), default=0) or 1
+        chart.bars([(a, b, 45.0 * n / tallest) for a, b, n in bins], "#54aeff", 0.35)
+    chart.line(thin_steps(samples), ACCENT, width=2, step=True)
+    dots = []
+    ruled = False
+    for row, budget in enumerate(budgets):
+        color = OUTCOME_COLORS.get(str(budget.get("outcome")), NEUTRAL)
+        limit, level = as_float(budget.get("budget_ms")), as_float(budget.get("percentile"))
+        if limit is None or level is None:
+            continue
+        label = f"{percentile_label(budget)} budget {duration(limit)}"
+        if near_lo <= limit <= near_hi:
+            chart.vline(limit, color, label, row=len(budgets) - 1 - row)
+            ruled = True
+        else:
+            chart.edge_label(limit > near_hi, label, color, row=len(budgets) - 1 - row)
+        measured = as_float(budget.get("measured_ms"))
+        if measured is not None:
+            chart.hline(level, "#afb8c1", dash="2 3")
+            dots.append(
+                Dot(
+                    measured,
+                    level,
+                    color,
+                    low=as_float(budget.get("lower_ms")),
+                    high=as_float(budget.get("upper_ms")),
+                    tip=str(budget.get("reason", "")),
+                )
+            )
+    chart.dots(dots)
+    legend: list[tuple[str, str, str | None]] = [
+        ("share of calls (CDF)", ACCENT, None),
+        ("histogram", "#54aeff", None),
+    ]
+    if ruled:
+        legend.append(("budget", NEUTRAL, "5 4"))
+    chart.legend(legend)
+    return chart.render()
+
+
+def comparison_chart(record: Mapping[str, Any], comparison: Mapping[str, Any]) -> str:
+    """Baseline median and this run's median, the latter with the confidence interval of
+    the change; the band is the tolerated change (within the threshold both ways)."""
+    base = as_float(comparison.get("baseline_ms")) or 0.0
+    current = as_float(comparison.get("current_ms")) or 0.0
+    low_pct, high_pct = (
+        as_float(comparison.get("ci_low_pct")),
+        as_float(comparison.get("ci_high_pct")),
+    )
+    threshold = as_float(comparison.get("threshold_pct")) or 10.0
+    slower, faster = base * (1 + threshold / 100), base / (1 + threshold / 100)
+    low = None if low_pct is None else base * (1 + low_pct / 100)
+    high = None if high_pct is None else base * (1 + high_pct / 100)
+    core = [base, current, slower, faster]
+    # A bound more than 3x beyond the medians (few, noisy baseline runs give intervals of
+    # +1000% and more) would squash the medians into one pixel: it is cut at the edge,
+    # with an arrowhead, and the caption states it.
+    xs = core + [v for v in (low, high) if v is not None and min(core) / 3 <= v <= max(core) * 3]
+    chart = Chart.create(
+        f"{record.get('name', '?')}: median against the baseline",
+        xs,
+        [0.0, 1.0],
+        width=440,
+        height=160,
+        left=70,
+        top=26,
+        bottom=38,
+    )
+    chart.y = Scale(-0.6, 1.6, chart.plot_bottom, chart.plot_top)
+    chart.band(faster, slower, NEUTRAL, 0.1)
+    chart.axes(
+        x_label="median time per call",
+        y_label="",
+        x_ticks=duration_ticks(chart.x.ticks()),
+        y_ticks=[(1.0, "baseline"), (0.0, "this run")],
+    )
+    chart.vline(slower, FAIL, f"+{threshold:g}%", dash="4 3")
+    color = COMPARISON_COLORS.get(str(comparison.get("outcome")), NEUTRAL)
+    chart.dots(
+        [
+            Dot(base, 1.0, NEUTRAL, tip=f"baseline median {duration(base, 4)}"),
+            Dot(current, 0.0, color, low=low, high=high, tip=str(comparison.get("reason", ""))),
+        ]
+    )
+    return chart.render()
+
+
+def _run_labels(created: Sequence[str]) -> list[str]:
+    """Short run times for axis ticks: "11-28 14:18" from "2026-11-28T14:18:39+00:00",
+    with the seconds when the minutes alone would repeat a label."""
+    labels = [f"{c[5:10]} {c[11:16]}" if len(c) >= 16 else c for c in created]
+    if len(set(labels)) < len(labels):
+        labels = [f"{c[5:10]} {c[11:19]}" if len(c) >= 19 else c for c in created]
+    return labels
+
+
+def history_chart(record: Mapping[str, Any], rows: Sequence[TrendRow]) -> str | None:
+    """The median of this measurement in each recorded run on this fingerprint, oldest
+    first; the last point is the latest run (this one, when the plugin wrote the report)."""
+    points = [(row, row.median_ms) for row in rows if row.median_ms is not None]
+    if not points:
+        return None
+    baseline = as_float(as_map(record.get("comparison")).get("baseline_ms"))
+    ys = [m for _, m in points] + ([baseline] if baseline is not None else [])
+    n = len(points)
+    chart = Chart.create(
+        f"{record.get('name', '?')}: median per run",
+        [0.0, max(1.0, n - 1.0)],
+        ys,
+        width=440,
+        height=190,
+        left=62,
+        top=26,
+        bottom=38,
+    )
+    chart.x = Scale(-0.5, n - 0.5, chart.plot_left, chart.plot_right)
+    marks = sorted({0, n - 1, *([round((n - 1) / 2)] if n > 4 else [])})
+    chart.axes(
+        x_label=f"last {n} run{'s' if n != 1 else ''} on this fingerprint",
+        y_label="median",
+        y_ticks=duration_ticks(chart.y.ticks()),
+        x_ticks=list(
+            zip(
+                (float(i) for i in marks),
+                _run_labels([points[i][0].created for i in marks]),
+                strict=True,
+            )
+        ),
+    )
+    if baseline is not None:
+        drift = as_float(as_map(record.get("comparison")).get("drift_factor"))
+        rescaled = drift is not None and abs(drift - 1.0) >= 0.02
+        chart.hline(
+            baseline, NEUTRAL, f"baseline (x{drift:.2f} for speed)" if rescaled else "baseline"
+        )
+    chart.line([(float(i), m) for i, (_, m) in enumerate(points)], ACCENT, width=2)
+    chart.dots(
+        [
+            Dot(
+                float(i),
+                m,
+                ACCENT,
+                radius=4.5 if i == n - 1 else 3,
+                hollow=i != n - 1,
+                tip=f"{row.created}{' ' + row.commit if row.commit else ''}: median"
+                f" {duration(m, 4)}, n {row.n if row.n is not None else '-'}",
+            )
+            for i, (row, m) in enumerate(points)
+        ]
+    )
+    return chart.render()
+
+
+def sweep_charts(sweep: Mapping[str, Any], *, p95_budget_ms: float | None = None) -> list[str]:
+    """Throughput and p95 latency against the worker count, one line per thread count;
+    hollow points missed the latency budget or were oversubscribed, the ringed one is
+    the recommended config; `p95_budget_ms`, the tests' p95 budget, is a rule on the
+    latency panel."""
+    configs = [as_map(c) for c in as_list(sweep.get("configs"))]
+    workers = sorted({_as_int(c.get("workers")) for c in configs})
+    threads = sorted({_as_int(c.get("threads")) for c in configs})
+    position = {w: float(i) for i, w in enumerate(workers)}
+    recommended = as_map(sweep.get("recommended"))
+    charts = []
+    panels: tuple[tuple[str, str, Callable[[float], str]], ...] = (
+        ("throughput_per_s", "throughput", rate_text),
+        ("p95_ms", "p95 latency", duration),
+    )
+    for field, label, fmt in panels:
+        values = [v for c in configs if (v := as_float(c.get(field))) is not None]
+        if not values:
+            continue
+        rule = p95_budget_ms if field == "p95_ms" else None
+        chart = Chart.create(
+            f"{label} per workers x threads of {sweep.get('name', '?')}",
+            [0.0, 1.0],
+            values + ([rule] if rule is not None else []),
+            width=440,
+            height=210,
+            left=70,
+            top=30,
+            y_zero=True,
+        )
+        chart.x = Scale(-0.5, len(workers) - 0.5, chart.plot_left, chart.plot_right)
+        chart.axes(
+            x_label="workers",
+            y_label=label,
+            y_format=fmt,
+            y_ticks=duration_ticks(chart.y.ticks()) if field == "p95_ms" else None,
+            x_ticks=[(position[w], str(w)) for w in workers],
+        )
+        if rule is not None:
+            chart.hline(rule, FAIL, f"p95 budget {duration(rule)}")
+        legend: list[tuple[str, str, str | None]] = []
+        for i, t in enumerate(threads):
+            color = SERIES[i % len(SERIES)]
+            series = sorted(
+                (c for c in configs if _as_int(c.get("threads")) == t),
+                key=lambda c: _as_int(c.get("workers")),
+            )
+            points = [
+                (position[_as_int(c.get("workers"))], v)
+                for c in series
+                if (v := as_float(c.get(field))) is not None
+            ]
+            chart.line(points, color)
+            dots = []
+            for c in series:
+                value = as_float(c.get(field))
+                if value is None:
+                    continue
+                best = c.get("workers") == recommended.get("workers") and c.get(
+                    "threads"
+                ) == recommended.get("threads")
+                bad = not c.get("meets_latency", True) or bool(c.get("oversubscribed"))
+                dots.append(
+                    Dot(
+                        position[_as_int(c.get("workers"))],
+                        value,
+                        color,
+                        radius=6.5 if best else 4,
+                        hollow=bad,
+                        tip=f"{c.get('workers')} workers x {t} threads: {fmt(value)}"
+                        + (" (recommended)" if best else "")
+                        + (" (over the latency budget)" if not c.get("meets_latency", True) else "")
+                        + (" (oversubscribed)" if c.get("oversubscribed") else ""),
+                    )
+                )
+            chart.dots(dots)
+            legend.append((f"{t} thread{'s' if t != 1 else ''}", color, None))
+        chart.legend(legend)
+        charts.append(chart.render())
+    return charts

@@ -1,0 +1,596 @@
+"""The HTML report: one self-contained file with the hardware, a summary table and, per
+measurement, its latency distribution against the budgets, the comparison with the
+baseline and the trend over past runs; plus worker x thread sweeps.
+
+One file that opens anywhere, CI artifact viewers and air-gapped machines included: CSS
+and SVG inline, no script, no font, no image, no request. A Content-Security-Policy
+meta tag refuses any external reference that might slip in (a browser then reports it,
+which the Chromium check in scripts/render_html.py looks for). Every string that came
+from the user (test ids, measurement names, reasons) is escaped.
+
+`render_html` is pure: it takes the document `--hwperf-json` writes (the plugin's
+`HwperfSession._document()`), so the plugin and `hwperf report --html` draw the same
+page. The run history is read separately (`read_history`), and a history that cannot
+be read leaves its charts out with a note instead of failing the report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import tempfile
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from pytest_hwperf.report.charts import (
+    as_float,
+    as_list,
+    as_map,
+    comparison_chart,
+    distribution_chart,
+    duration,
+    history_chart,
+    percentile_label,
+    rate_text,
+    sweep_charts,
+)
+from pytest_hwperf.report.json_report import ReportError
+from pytest_hwperf.store import History, StoreError, TrendRow, measurement_key
+
+__all__ = ["HISTORY_RUNS", "read_history", "render_html", "write_html"]
+
+# Past runs per measurement drawn in the trend chart: enough to see drift and noise,
+# few enough that each run keeps a visible point.
+HISTORY_RUNS = 30
+
+# A node id's parameters, "[2x1]": the sweep's test is the id without them (sweep.py).
+_PARAMS = re.compile(r"\[[^\]]*\]$")
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+_CSS = """
+:root{--ink:#1f2328;--muted:#57606a;--line:#d0d7de;--soft:#eaeef2;--bg:#f6f8fa;
+--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--accent:#0969da}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);
+font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",
+"Liberation Sans",sans-serif}
+main{max-width:1240px;margin:0 auto;padding:24px 28px 40px}
+h1{font-size:24px;margin:0 0 2px}
+h2{font-size:17px;margin:0 0 12px}
+h3{font-size:15px;margin:0}
+a{color:var(--accent);text-decoration:none}
+a:hover{text-decoration:underline}
+code,.mono{font-family:ui-monospace,SFMono-Regular,"SF Mono",Menlo,Consolas,"Liberation Mono",
+monospace;font-size:12.5px}
+.sub{color:var(--muted);margin:0}
+.card{background:#fff;border:1px solid var(--line);border-radius:10px;padding:16px 20px;
+margin:16px 0}
+.top{display:flex;flex-wrap:wrap;gap:16px;align-items:center;justify-content:space-between}
+.banner{padding:8px 14px;border-radius:8px;font-weight:600}
+.banner.pass{background:#dafbe1;color:var(--pass)}
+.banner.fail{background:#ffebe9;color:var(--fail)}
+.counts{display:flex;flex-wrap:wrap;gap:10px;margin:0 0 14px}
+.count{border:1px solid var(--line);border-radius:8px;padding:6px 14px;min-width:92px}
+.count b{display:block;font-size:20px;line-height:1.2}
+.count span{color:var(--muted);font-size:12px}
+.count.pass b{color:var(--pass)}.count.fail b{color:var(--fail)}.count.warn b{color:var(--warn)}
+dl.facts{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:10px 24px;
+margin:0}
+dl.facts div{min-width:0}
+dt{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+dd{margin:0;overflow-wrap:anywhere}
+.table-wrap{overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+th,td{padding:6px 8px;border-bottom:1px solid var(--soft);text-align:left;white-space:nowrap}
+th{font-size:12px;color:var(--muted);font-weight:600;border-bottom:1px solid var(--line)}
+td.num,th.num{text-align:right}
+td.test{white-space:normal;overflow-wrap:anywhere;min-width:240px}
+tr:hover td{background:#f6f8fa}
+.pill{display:inline-block;padding:0 9px;border-radius:999px;font-size:12px;font-weight:600;
+line-height:20px;white-space:nowrap}
+.pill.pass{background:#dafbe1;color:var(--pass)}
+.pill.fail{background:#ffebe9;color:var(--fail)}
+.pill.inconclusive,.pill.regression{background:#fff8c5;color:var(--warn)}
+.pill.regression{background:#ffebe9;color:var(--fail)}
+.pill.improvement{background:#dafbe1;color:var(--pass)}
+.pill.none,.pill.unchanged{background:var(--soft);color:var(--muted)}
+.m-head{display:flex;gap:10px;align-items:baseline;flex-wrap:wrap}
+.m-head .device{color:var(--muted);font-weight:400}
+td span.device{display:block;color:var(--muted);font-size:11.5px}
+td.budget{white-space:nowrap}
+td.test span.file{display:block;color:var(--muted);font-size:11.5px}
+td.test b{font-weight:600}
+.test-id{color:var(--muted);margin:2px 0 8px;overflow-wrap:anywhere}
+.figures{display:flex;flex-wrap:wrap;gap:4px 18px;color:var(--muted);margin:0 0 8px}
+.figures b{color:var(--ink);font-weight:600}
+ul.lines{list-style:none;padding:0;margin:0 0 10px}
+ul.lines li{margin:3px 0;display:flex;gap:8px;align-items:baseline}
+.charts{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:14px 20px;
+align-items:start}
+.side{display:grid;gap:14px}
+@media (max-width:900px){.charts{grid-template-columns:minmax(0,1fr)}}
+figure{margin:0}
+figcaption{font-weight:600;font-size:13px;margin:0 0 4px}
+figure p{color:var(--muted);font-size:12.5px;margin:4px 0 0}
+svg.chart{width:100%;height:auto;display:block}
+.empty{color:var(--muted);font-style:italic;margin:4px 0}
+.note{color:var(--warn)}
+.sweep{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:14px 20px}
+footer{color:var(--muted);font-size:12px;margin-top:24px}
+"""
+
+
+# -- small helpers ------------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _pill(outcome: object) -> str:
+    """A verdict as a coloured label; None is a measurement without a budget."""
+    kind = str(outcome) if outcome in ("pass", "fail", "inconclusive") else "none"
+    label = "no budget" if outcome is None else str(outcome)
+    return f'<span class="pill {kind}">{_e(label)}</span>'
+
+
+def _budget_parts(record: Mapping[str, Any]) -> list[str]:
+    parts = []
+    for budget in as_list(record.get("budgets")):
+        budget = as_map(budget)
+        if budget.get("kind") == "latency":
+            parts.append(
+                f"{percentile_label(budget)} ≤ {duration(as_float(budget.get('budget_ms')))}"
+            )
+        elif budget.get("kind") == "throughput":
+            parts.append(f"≥ {rate_text(budget.get('min_per_s'))}")
+    return parts or ["-"]
+
+
+def _budget_html(record: Mapping[str, Any]) -> str:
+    """The budgets, one per line (a cell that stays narrow)."""
+    return "<br>".join(_e(part) for part in _budget_parts(record))
+
+
+def _key(record: Mapping[str, Any]) -> str:
+    return measurement_key(
+        str(record.get("test_id", "?")),
+        str(record.get("name", "?")),
+        str(record.get("device", "?")),
+    )
+
+
+def _compared(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The comparison when there was a baseline to compare with, else None."""
+    comparison = as_map(record.get("comparison"))
+    if comparison.get("outcome") in (None, "no baseline"):
+        return None
+    if (
+        as_float(comparison.get("baseline_ms")) is None
+        or as_float(comparison.get("current_ms")) is None
+    ):
+        return None
+    return comparison
+
+
+def _pct_text(value: object) -> str:
+    """A change in percent; an interval from a few noisy runs can reach +1e13%."""
+    number = as_float(value)
+    if number is None:
+        return "-"
+    if abs(number) < 1000:
+        return f"{number:+.1f}%"
+    return f"{number:+,.0f}%" if abs(number) < 1e6 else f"{number:+.2g}%"
+
+
+# -- the history --------------------------------------------------------------------------
+
+
+def read_history(
+    document: Mapping[str, Any], baseline_dir: Path | None = None, *, limit: int = HISTORY_RUNS
+) -> tuple[dict[str, list[TrendRow]], str | None]:
+    """The last `limit` runs of each measurement of `document` on its fingerprint, from
+    `baseline_dir`/history.sqlite (default: the baseline folder the document records).
+
+    Returns the rows by measurement key and None, or what it has and a one-line reason
+    when the history cannot be read: the report is drawn either way. A missing file is
+    an empty history, not an error.
+    """
+    if baseline_dir is None:
+        recorded = as_map(document.get("settings")).get("baseline_dir")
+        if not isinstance(recorded, str) or not recorded:
+            return {}, None
+        baseline_dir = Path(recorded)
+    path = baseline_dir / "history.sqlite"
+    found: dict[str, list[TrendRow]] = {}
+    if not path.is_file():
+        return found, None
+    default_digest = as_map(as_map(document.get("environment")).get("fingerprint")).get("digest")
+    try:
+        history = History(path)
+        for record in as_list(document.get("measurements")):
+            record = as_map(record)
+            digest = as_map(record.get("fingerprint")).get("digest") or default_digest
+            key = _key(record)
+            if key in found:
+                continue
+            rows = history.trend(
+                key, fingerprint=digest if isinstance(digest, str) else None, limit=limit
+            )
+            found[key] = [row for row in rows if row.key == key]
+    except (StoreError, OSError, sqlite3.Error, ValueError) as exc:
+        return found, f"run history not shown: {exc}"
+    return found, None
+
+
+# -- page sections ------------------------------------------------------------------------
+
+
+def _gib(value: object) -> str:
+    number = as_float(value)
+    return "unknown" if number is None else f"{number / (1 << 30):.1f} GiB"
+
+
+def _gpus_text(gpus: Mapping[str, Any]) -> str:
+    found = [as_map(g) for g in as_list(gpus.get("gpus"))]
+    if not found:
+        return f"none ({gpus.get('reason') or 'none found'})"
+    parts = []
+    for gpu in found:
+        index = gpu.get("cuda_index")
+        where = f"cuda:{index} " if index is not None else ""
+        facts = [_gib(gpu.get("memory_total_bytes"))]
+        if gpu.get("compute_capability"):
+            facts.append(f"compute {gpu['compute_capability']}")
+        if gpu.get("mig_mode"):
+            facts.append("MIG on")
+        parts.append(f"{where}{gpu.get('name', '?')} ({', '.join(facts)})")
+    driver = gpus.get("driver_version")
+    cuda = gpus.get("cuda_driver_version")
+    if driver or cuda:
+        parts.append(f"driver {driver or 'unknown'}, CUDA {cuda or 'unknown'}")
+    return "; ".join(parts)
+
+
+def _hardware(environment: Mapping[str, Any]) -> str:
+    machine = as_map(environment.get("machine"))
+    cpu, memory = as_map(machine.get("cpu")), as_map(machine.get("memory"))
+    fingerprint = as_map(environment.get("fingerprint"))
+    smt_flag = cpu.get("smt")
+    smt = "SMT unknown" if not isinstance(smt_flag, bool) else "SMT on" if smt_flag else "SMT off"
+    facts = [
+        (
+            "CPU",
+            f"{cpu.get('model', 'unknown')} ({cpu.get('isa_level') or 'ISA level unknown'}, {smt})",
+        ),
+        (
+            "Usable cores",
+            f"{cpu.get('usable_cores', '?')} ({cpu.get('usable_source', 'source unknown')});"
+            f" {cpu.get('logical', '?')} logical, {cpu.get('physical') or '?'} physical",
+        ),
+        (
+            "Memory",
+            f"{_gib(memory.get('effective_bytes'))} usable of {_gib(memory.get('total_bytes'))}",
+        ),
+        ("GPUs", _gpus_text(as_map(machine.get("gpus")))),
+        (
+            "Software",
+            ", ".join(
+                f"{name} {environment.get(key) or 'not installed'}"
+                for name, key in (
+                    ("Python", "python"),
+                    ("torch", "torch"),
+                    ("numpy", "numpy"),
+                    ("pytest", "pytest"),
+                )
+            ),
+        ),
+    ]
+    items = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
+    digest = fingerprint.get("digest") or "unknown"
+    items += (
+        f"<div><dt>Fingerprint</dt><dd><code>{_e(digest)}</code>"
+        f" {_e(fingerprint.get('label') or '')}</dd></div>"
+    )
+    return f'<section class="card"><h2>Hardware</h2><dl class="facts">{items}</dl></section>'
+
+
+def _header(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
+    generator = as_map(document.get("generator"))
+    failing = sum(1 for r in records if r.get("breach"))
+    regressions = sum(
+        1 for r in records if as_map(r.get("comparison")).get("outcome") == "regression"
+    )
+    if not records:
+        banner = '<div class="banner pass">No measurements</div>'
+    elif failing or regressions:
+        # A regression fails its test too: it is counted once, and named.
+        what = f"{max(failing, regressions)} of {len(records)} failing their test"
+        if regressions:
+            what += f" ({regressions} by regression)"
+        banner = f'<div class="banner fail">{_e(what)}</div>'
+    else:
+        outcomes = [r.get("outcome") for r in records]
+        counts = [
+            (outcomes.count(o), o or "without a budget") for o in ("pass", "inconclusive", None)
+        ]
+        tally = ", ".join(f"{n} {label}" for n, label in counts if n)
+        banner = f'<div class="banner pass">No failures: {_e(tally)}</div>'
+    sub = (
+        f"{len(records)} measurement{'s' if len(records) != 1 else ''}"
+        f" · {document.get('created_at', 'unknown time')}"
+        f" · pytest-hwperf {generator.get('version') or 'unknown version'}"
+    )
+    return (
+        f'<header class="top"><div><h1>pytest-hwperf report</h1><p class="sub">{_e(sub)}</p>'
+        f"</div>{banner}</header>"
+    )
+
+
+def _test_html(test_id: object) -> str:
+    """A node id as its file (small, muted) over its test (the part people scan for)."""
+    path, sep, test = str(test_id).partition("::")
+    if not sep:
+        return f"<b>{_e(path)}</b>"
+    return f'<span class="file">{_e(path)}</span><b>{_e(test)}</b>'
+
+
+def _summary(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
+    summary = as_map(document.get("summary"))
+    regressions = sum(
+        1 for r in records if as_map(r.get("comparison")).get("outcome") == "regression"
+    )
+    counts = [
+        ("pass", summary.get("pass", 0), "pass"),
+        ("fail", summary.get("fail", 0), "fail"),
+        ("inconclusive", summary.get("inconclusive", 0), "warn"),
+        ("no budget", summary.get("no_budget", 0), ""),
+        ("regressions", regressions, "fail" if regressions else ""),
+    ]
+    boxes = "".join(
+        f'<div class="count {cls}"><b>{_e(n)}</b><span>{_e(label)}</span></div>'
+        for label, n, cls in counts
+    )
+    if not records:
+        return (
+            f'<section class="card"><h2>Summary</h2><div class="counts">{boxes}</div>'
+            '<p class="empty">No measurements in this report.</p></section>'
+        )
+    head = (
+        "<tr><th>test</th><th>measurement</th><th class=num>n</th>"
+        "<th class=num>p50</th><th class=num>p95</th><th class=num>p99</th><th>budget</th>"
+        "<th>verdict</th><th class=num>baseline</th><th class=num>change</th></tr>"
+    )
+    rows = []
+    for i, r in enumerate(records, 1):
+        stats = as_map(r.get("stats"))
+        comparison = _compared(r)
+        versus = as_map(r.get("comparison")).get("outcome")
+        if comparison is None:
+            change = _e(versus or "-")
+        elif versus in ("regression", "improvement"):
+            change = (
+                f"{_e(_pct_text(comparison.get('change_pct')))}"
+                f'<br><span class="pill {_e(versus)}">{_e(versus)}</span>'
+            )
+        else:
+            change = (
+                f"{_e(_pct_text(comparison.get('change_pct')))}"
+                f'<span class="device">{_e(versus)}</span>'
+            )
+        baseline = duration(as_float((comparison or {}).get("baseline_ms")), 4)
+        cells = [
+            f'<td class="test"><a href="#m-{i}">{_test_html(r.get("test_id", "?"))}</a></td>',
+            f"<td>{_e(r.get('name', '?'))}"
+            f'<span class="device">{_e(r.get("device", "?"))}</span></td>',
+            f'<td class="num">{_e(stats.get("n", "-"))}</td>',
+            *(
+                f'<td class="num">{_e(duration(as_float(stats.get(k)), 4))}</td>'
+                for k in ("p50_ms", "p95_ms", "p99_ms")
+            ),
+            f'<td class="budget">{_budget_html(r)}</td>',
+            f"<td>{_pill(r.get('outcome'))}</td>",
+            f'<td class="num">{_e(baseline)}</td>',
+            f'<td class="num">{change}</td>',
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<section class="card"><h2>Summary</h2><div class="counts">{boxes}</div>'
+        f'<div class="table-wrap"><table>{head}{"".join(rows)}</table></div></section>'
+    )
+
+
+def _p95_budget_ms(sweep: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> float | None:
+    """The p95 budget the sweep's configs were judged on (the same test, parametrized),
+    when there is exactly one."""
+    found = {
+        limit
+        for r in records
+        if _PARAMS.sub("", str(r.get("test_id", ""))) == sweep.get("test")
+        and r.get("name") == sweep.get("name")
+        and r.get("device") == sweep.get("device")
+        for b in as_list(r.get("budgets"))
+        if as_map(b).get("kind") == "latency"
+        and as_float(as_map(b).get("percentile")) == 95.0
+        and (limit := as_float(as_map(b).get("budget_ms"))) is not None
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def _sweeps(sweeps: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> str:
+    blocks = []
+    for sweep in sweeps:
+        sweep = as_map(sweep)
+        best = as_map(sweep.get("recommended"))
+        advice = (
+            f"recommended: {best.get('workers')} workers x {best.get('threads')} threads"
+            " (highest throughput within the latency budget, not oversubscribed)"
+            if best
+            else "recommended: none (no config met the latency budget)"
+        )
+        charts = "".join(
+            f"<figure>{svg}</figure>"
+            for svg in sweep_charts(sweep, p95_budget_ms=_p95_budget_ms(sweep, records))
+        )
+        blocks.append(
+            f'<div><h3 class="mono">{_e(sweep.get("test", "?"))}</h3><p class="sub">'
+            f"{_e(sweep.get('name', '?'))} on {_e(sweep.get('device', '?'))}; {_e(advice)}</p>"
+            f'<div class="sweep">{charts}</div></div>'
+        )
+    if not blocks:
+        return ""
+    return (
+        '<section class="card"><h2>Workers x threads sweeps</h2>' + "".join(blocks) + "</section>"
+    )
+
+
+def _measurement(
+    index: int,
+    record: Mapping[str, Any],
+    history: Mapping[str, Sequence[TrendRow]] | None,
+    history_error: str | None,
+) -> str:
+    stats = as_map(record.get("stats"))
+    timing = as_map(record.get("timing"))
+    figures = [
+        ("n", stats.get("n", "-")),
+        ("p50", duration(as_float(stats.get("p50_ms")), 4)),
+        ("p95", duration(as_float(stats.get("p95_ms")), 4)),
+        ("p99", duration(as_float(stats.get("p99_ms")), 4)),
+        ("mean", duration(as_float(stats.get("mean_ms")), 4)),
+        ("throughput", rate_text(record.get("served_per_s") or stats.get("throughput_per_s"))),
+        ("sync", timing.get("sync", "-")),
+        ("stopped", timing.get("stop_reason", "-")),
+    ]
+    memory = as_map(record.get("memory"))
+    for key, label in (("rss_peak_mb", "peak RSS"), ("gpu_peak_mb", "peak GPU memory")):
+        if (peak := as_float(memory.get(key))) is not None:
+            figures.append((label, f"{peak:,.0f} MB" if peak >= 10 else f"{peak:.3g} MB"))
+    figure_html = "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in figures)
+    lines = [
+        f"<li>{_pill(as_map(b).get('outcome'))}<span>{_e(as_map(b).get('reason', ''))}</span></li>"
+        for b in as_list(record.get("budgets"))
+    ]
+    comparison = _compared(record)
+    raw_comparison = as_map(record.get("comparison"))
+    if raw_comparison:
+        outcome = str(raw_comparison.get("outcome"))
+        lines.append(
+            f'<li><span class="pill {_e(outcome if comparison else "none")}">{_e(outcome)}</span>'
+            f"<span>{_e(raw_comparison.get('reason', ''))}</span></li>"
+        )
+    if memory.get("outcome") in ("pass", "fail") and memory.get("reason"):
+        lines.append(
+            f"<li>{_pill(memory['outcome'])}<span>memory: {_e(memory['reason'])}</span></li>"
+        )
+    if record.get("oversubscription"):
+        lines.append(
+            f'<li><span class="pill fail">oversubscribed</span>'
+            f"<span>{_e(record['oversubscription'])}</span></li>"
+        )
+    lines += [
+        f'<li><span class="pill none">note</span><span>{_e(note)}</span></li>'
+        for note in as_list(record.get("notes"))
+    ]
+    distribution = distribution_chart(record)
+    main = (
+        f"<figure><figcaption>Latency distribution</figcaption>{distribution}</figure>"
+        if distribution
+        else '<p class="empty">No samples.</p>'
+    )
+    side = []
+    if comparison is not None:
+        confidence = as_float(comparison.get("ci_confidence_pct")) or 0.0
+        side.append(
+            "<figure><figcaption>Against the baseline</figcaption>"
+            f"{comparison_chart(record, comparison)}"
+            f"<p>change {_e(_pct_text(comparison.get('change_pct')))}, interval"
+            f" {_e(_pct_text(comparison.get('ci_low_pct')))} to"
+            f" {_e(_pct_text(comparison.get('ci_high_pct')))}"
+            f" ({confidence:.4g}% confidence),"
+            f" {_e(comparison.get('baseline_runs', '?'))} baseline runs</p></figure>"
+        )
+    elif raw_comparison:
+        side.append(
+            '<figure><figcaption>Against the baseline</figcaption><p class="empty">No'
+            " baseline for this fingerprint yet: record one with --hwperf-save.</p></figure>"
+        )
+    rows = (history or {}).get(_key(record), [])
+    trend = history_chart(record, rows) if rows else None
+    if trend is not None:
+        side.append(f"<figure><figcaption>History</figcaption>{trend}</figure>")
+    elif history_error:
+        side.append(
+            f'<figure><figcaption>History</figcaption><p class="note">{_e(history_error)}</p>'
+            "</figure>"
+        )
+    return (
+        f'<section class="card measurement" id="m-{index}"><div class="m-head">'
+        f"{_pill(record.get('outcome'))}<h3>{_e(record.get('name', '?'))}"
+        f' <span class="device">on {_e(record.get("device", "?"))}</span></h3></div>'
+        f'<div class="test-id mono">{_e(record.get("test_id", "?"))}</div>'
+        f'<div class="figures">{figure_html}</div><ul class="lines">{"".join(lines)}</ul>'
+        f'<div class="charts"><div>{main}</div><div class="side">{"".join(side)}</div></div>'
+        "</section>"
+    )
+
+
+def render_html(
+    document: Mapping[str, Any],
+    *,
+    history: Mapping[str, Sequence[TrendRow]] | None = None,
+    history_error: str | None = None,
+) -> str:
+    """The report page for a JSON report document (as `--hwperf-json` writes it).
+
+    `history` maps measurement keys (`test_id::name@device`) to their past runs, oldest
+    first (`read_history`); without it no trend is drawn. `history_error` is shown where
+    the trends would be when the history could not be read.
+    """
+    records = [as_map(r) for r in as_list(document.get("measurements")) if isinstance(r, Mapping)]
+    environment = as_map(document.get("environment"))
+    settings = as_map(document.get("settings"))
+    sections = [
+        _header(document, records),
+        _hardware(environment),
+        _summary(document, records),
+        _sweeps(as_list(document.get("sweeps")), records),
+        *(_measurement(i, r, history, history_error) for i, r in enumerate(records, 1)),
+    ]
+    footer = (
+        f"Settings: alpha {settings.get('alpha', '?')}, up to {settings.get('max_time_s', '?')} s"
+        f" per measurement, regression threshold {settings.get('regression_pct', '?')}%,"
+        f" baselines in {settings.get('baseline_dir', '?')}. One self-contained file: no"
+        " script, no external resource."
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>pytest-hwperf report</title>"
+        f"<style>{_CSS}</style></head>\n<body><main>"
+        + "\n".join(sections)
+        + f"\n<footer>{_e(footer)}</footer></main></body></html>\n"
+    )
+
+
+def write_html(path: Path, text: str) -> None:
+    """Write the page to `path` atomically (temp file, then rename), creating missing
+    parent folders; ReportError names the file and why it could not be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ReportError(f"cannot write the HTML report {path}: {exc}") from exc
