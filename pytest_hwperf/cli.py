@@ -606,7 +606,13 @@ def compare_files(
             continue
         same = digest is not None and digest == base_digest
         try:
-            found = compare(median, medians if same else [], threshold_pct=threshold, alpha=level)
+            found = compare(
+                median,
+                medians if same else [],
+                threshold_pct=threshold,
+                alpha=level,
+                drift_factor=drift,
+            )
         except ValueError as exc:
             raise _InputError(f"{base.path}: cannot compare {key}: {exc}") from None
         comparison = found.to_record(digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -233,6 +234,9 @@ class Hwperf:
 
             # The CPU's speed around a CPU measurement (a GPU's work does not follow it).
             use_reference = self._settings.reference and sync.device == "cpu"
+            # Timed before (guessing a parallel model when torch is loaded) and after the
+            # measurement; the kind is settled after, from how the target used the cores.
+            before = reference(parallel="torch" in sys.modules) if use_reference else None
             threads_before = thread_times() if use_reference else {}
             started = time.perf_counter()
             # How busy a CUDA device is kept (NVML's own samples, read after the fact).
@@ -259,6 +263,8 @@ class Hwperf:
                 busy = busy_threads(threads_before, thread_times(), window)
                 gauge = reference(parallel=busy >= 2)
                 measurement.reference_ns = gauge.ns
+                if before is not None and before.kind == gauge.kind:
+                    measurement.reference_ns = (before.ns + gauge.ns) / 2
                 measurement.reference_kind = gauge.kind
             measurement.threads = thread_settings()
             self.observe(measurement, observe)

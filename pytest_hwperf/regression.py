@@ -312,8 +312,16 @@ def compare(
     alpha: float = 0.01,
     prior_sigma_pct: float = 5.0,
     sigma_floor_pct: float = 0.5,
+    drift_factor: float | None = None,
 ) -> Comparison:
     """Judge the current median against the baseline runs' medians (oldest first).
+
+    `drift_factor`: how much the reference workload rescaled the baseline (the
+    geometric mean of this run's reference time over the saved runs'), when it did.
+    The rescaling is trusted only in part: a model does not slow down exactly as the
+    gauge does, so `DRIFT_UNCERTAINTY` times the log of the factor is added to the
+    standard error. The further the machine is from the state the baseline was saved
+    in, the more cautious the verdict.
 
     `alpha` is the one-sided level of each direction for this one comparison; pass
     `bonferroni_alpha(session_alpha, comparisons)` to hold the session's false-alarm
@@ -368,8 +376,14 @@ def compare(
         spread = floor
         source += f", raised to the {sigma_floor_pct:g}% floor"
 
-    # The current run is one more draw (variance s^2); the baseline mean has s^2 / k.
-    se = spread * math.sqrt(1.0 + 1.0 / k)
+    # The current run is one more draw (variance s^2); the baseline mean has s^2 / k;
+    # and the machine-speed correction has its own error, growing with its size.
+    correction = 0.0
+    if drift_factor is not None:
+        correction = DRIFT_UNCERTAINTY * abs(math.log(_positive_finite("drift", drift_factor)))
+        if correction >= 0.0005:
+            source += f", plus {100 * correction:.1f}% for the machine-speed correction"
+    se = math.sqrt(spread**2 * (1.0 + 1.0 / k) + correction**2)
     if dof is None:
         quantile = NormalDist().inv_cdf(1.0 - alpha)
         z = d / se
@@ -435,6 +449,9 @@ def parse_threshold(raw: str | float) -> float:
 
 # The largest machine-speed change the reference workload is trusted to report.
 MAX_DRIFT = 4.0
+# The share of a machine-speed correction (on the log scale) taken as its own error.
+# Measured here: when the torch reference slowed 2x, the model slowed 1.5x.
+DRIFT_UNCERTAINTY = 0.5
 
 
 def drift_adjusted(

@@ -418,7 +418,7 @@ class HwperfSession:
             baseline_kinds=[run.reference_kind for run in runs],
             current_kind=record.get("reference_kind"),
         )
-        found = compare(median, medians, threshold_pct=threshold, alpha=alpha)
+        found = compare(median, medians, threshold_pct=threshold, alpha=alpha, drift_factor=drift)
         comparison = found.to_record(fp.digest)
         comparison["key"] = key
         comparison["drift_factor"] = drift

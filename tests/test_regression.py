@@ -522,3 +522,20 @@ def test_busy_threads_counts_threads_over_a_fifth_of_a_core():
     after = {1: 11.0, 2: 5.05, 3: 0.5, 4: 0.3}  # over 1 s: 100%, 5%, 50%, 30% (new)
     assert busy_threads(before, after, 1.0) == 3
     assert busy_threads(before, after, 0.0) == 0
+
+
+def test_a_large_machine_speed_correction_makes_the_verdict_cautious():
+    from pytest_hwperf.regression import DRIFT_UNCERTAINTY, compare
+
+    base = [1.00, 1.01, 0.99, 1.00, 1.02, 0.99, 1.01, 1.00, 1.00, 0.99]
+    # +20% against a tight baseline: a regression when the machine is as it was.
+    assert compare(1.20, base, drift_factor=1.0).outcome == "regression"
+    assert compare(1.20, base).outcome == "regression"
+    # The same +20% after the baseline was rescaled by 2x for machine speed: the
+    # correction itself may be off by more than that, so it is not a verdict.
+    cautious = compare(1.20, base, drift_factor=2.0)
+    assert cautious.outcome == "unchanged"
+    assert "machine-speed correction" in cautious.sigma_source
+    # The error grows with the size of the correction, either way.
+    assert compare(1.20, base, drift_factor=0.5).ci_low_pct == pytest.approx(cautious.ci_low_pct)
+    assert 0 < DRIFT_UNCERTAINTY < 1

@@ -14,9 +14,10 @@ reference is chosen by what the measurement did: when more than one thread of th
 process was busy while it ran (a parallel model), the reference runs in the thread pool
 such a model most likely uses, with the thread count in force: torch's intra-op pool
 when torch is loaded, otherwise numpy's BLAS pool. A single-threaded target gets numpy on
-one BLAS thread. The reference is timed right after the measurement, once that is known;
-the kind (`torch-mm/2`, `numpy-dot/1`) is recorded, and runs are only rescaled against
-runs whose reference was of the same kind.
+one BLAS thread. The reference is timed right after the measurement, once that is known,
+and also right before it when the guess made then (parallel when torch is loaded) proves
+right, the two then averaged. The kind (`torch-mm/2`, `numpy-dot/1`) is recorded, and
+runs are only rescaled against runs whose reference was of the same kind.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def busy_threads(before: dict[int, float], after: dict[int, float], window_s: fl
 def reference(
     *,
     parallel: bool = True,
-    budget_s: float = 0.05,
+    budget_s: float = 0.03,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> Reference:
     """Median time of one call of the reference workload, over ~`budget_s` of calls.
