@@ -341,6 +341,8 @@ def _in_same_torch_mode(target: Callable[[], T]) -> Callable[[], T]:
         return target
     inference = bool(torch.is_inference_mode_enabled())
     grad = bool(torch.is_grad_enabled())
+    if not inference and grad:
+        return target  # torch's defaults: nothing to restore, nothing to add to a profile
 
     def again() -> T:
         with torch.inference_mode(inference), torch.set_grad_enabled(grad):

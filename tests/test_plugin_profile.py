@@ -314,3 +314,19 @@ def record(**overrides: Any) -> dict[str, Any]:
 )
 def test_only_budget_and_regression_breaches_are_profiled(fields, settings, profiled):
     assert _profiled_breach(record(**fields), settings) is profiled
+
+
+def test_a_target_measured_in_inference_mode_is_profiled_in_it():
+    import torch
+
+    from pytest_hwperf.fixtures import _in_same_torch_mode
+
+    def mode() -> tuple[bool, bool]:
+        return torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    with torch.inference_mode():
+        again = _in_same_torch_mode(mode)
+    assert mode() == (False, True)  # the block is left, as at makereport time
+    assert again() == (True, False)
+    # Under torch's defaults the target is kept as it is: no frames added to a profile.
+    assert _in_same_torch_mode(mode) is mode
