@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 import pytest
 
-from pytest_hwperf.profile import PROFILERS, ProfilerChoice
+from pytest_hwperf.profilers import PROFILERS, ProfilerChoice
 
 __all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve_settings"]
 

@@ -56,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # Before the conftests load: a conftest importing torch can let OpenMP pin the main
     # thread, and the affinity read afterwards would be one CPU.
-    from pytest_hwperf.hardware.cpu import read_affinity
+    from pytest_hwperf.hardware.affinity import read_affinity
 
     early_config.stash[AFFINITY_KEY] = read_affinity()
 

@@ -26,7 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from pytest_hwperf.profilers import PROFILERS, ProfilerChoice
 
 __all__ = [
     "PROFILERS",
@@ -40,9 +42,6 @@ __all__ = [
     "resolve_tool",
     "take_profile",
 ]
-
-ProfilerChoice = Literal["auto", "off", "cprofile", "py-spy", "scalene", "torch"]
-PROFILERS: tuple[ProfilerChoice, ...] = ("auto", "off", "cprofile", "py-spy", "scalene", "torch")
 
 PROFILE_SECONDS = 1.0  # long enough for a few hundred py-spy samples, short enough for CI
 TOP_N = 5

@@ -31,6 +31,7 @@ from typing import TypeVar
 
 import psutil
 
+from pytest_hwperf.hardware.affinity import read_affinity
 from pytest_hwperf.warnings import HwperfEnvironmentWarning
 
 __all__ = [
@@ -330,24 +331,6 @@ def read_cpu_quota(root: Path = Path("/")) -> CpuQuota:
 
 
 # ------------------------------------------------------------------------ affinity
-
-
-def read_affinity() -> tuple[int, ...]:
-    """The CPUs this process may run on, sorted.
-
-    Read it early (at plugin configuration): OpenMP runtimes loaded with torch or numpy
-    may pin the main thread when ``OMP_PROC_BIND``, ``GOMP_CPU_AFFINITY`` or
-    ``KMP_AFFINITY`` are set, shrinking the set seen afterwards to a single CPU.
-    """
-    getaffinity = getattr(os, "sched_getaffinity", None)
-    if getaffinity is not None:
-        try:
-            cpus: set[int] = getaffinity(0)
-            if cpus:
-                return tuple(sorted(cpus))
-        except OSError:
-            pass
-    return tuple(range(os.cpu_count() or 1))
 
 
 def format_cpu_list(cpus: Iterable[int]) -> str:
