@@ -217,6 +217,9 @@ def test_groups_keep_their_order_and_several_measurements_add_up():
     assert first["devices"][0]["measurements"] == 2
     # One failing measurement is enough for a device to miss.
     assert first["met"] == ["cpu"]
+    # The figure of a test with several measurements is named for what it is.
+    assert "sum of medians: cpu 3.00ms" in first["text"]
+    assert "; median: cpu" in second["text"]
 
 
 def test_idle_gpu_is_called_out():
