@@ -230,15 +230,13 @@ class Hwperf:
             from pytest_hwperf.measure import measure
             from pytest_hwperf.measure.gpu_util import utilization_sampler
             from pytest_hwperf.measure.memory import MemoryTracker
-            from pytest_hwperf.measure.reference import busy_threads, reference, thread_times
+            from pytest_hwperf.measure.reference import ReferenceGauge
 
-            # The CPU's speed around a CPU measurement (a GPU's work does not follow it).
-            use_reference = self._settings.reference and sync.device == "cpu"
-            # Timed before (guessing a parallel model when torch is loaded) and after the
-            # measurement; the kind is settled after, from how the target used the cores.
-            before = reference(parallel="torch" in sys.modules) if use_reference else None
-            threads_before = thread_times() if use_reference else {}
-            started = time.perf_counter()
+            # The CPU's speed around a CPU measurement (a GPU's work does not follow it),
+            # gauged in the way the target used the cores: on one thread or several.
+            gauge = ReferenceGauge() if self._settings.reference and sync.device == "cpu" else None
+            if gauge is not None:
+                gauge.start()
             # How busy a CUDA device is kept (NVML's own samples, read after the fact).
             gpu_busy = utilization_sampler(sync.device, self._gpus)
             # Peak RSS (process tree) and CUDA memory, from the kernel's high-water marks.
@@ -256,16 +254,9 @@ class Hwperf:
                 _record_gpu_busy(measurement, gpu_busy)
             measurement.memory = memory.usage.to_record()
             measurement.notes.extend(memory.usage.notes)
-            # The machine's speed right after the measurement, for the regression gate,
-            # gauged in the way the target used it: on one thread or several.
-            if use_reference:
-                window = time.perf_counter() - started
-                busy = busy_threads(threads_before, thread_times(), window)
-                gauge = reference(parallel=busy >= 2)
-                measurement.reference_ns = gauge.ns
-                if before is not None and before.kind == gauge.kind:
-                    measurement.reference_ns = (before.ns + gauge.ns) / 2
-                measurement.reference_kind = gauge.kind
+            if gauge is not None:
+                speed = gauge.finish()
+                measurement.reference_ns, measurement.reference_kind = speed.ns, speed.kind
             measurement.threads = thread_settings()
             self.observe(measurement, observe)
             if self._targets is not None:
@@ -334,8 +325,6 @@ def _in_same_torch_mode(target: Callable[[], T]) -> Callable[[], T]:
     the time its failure is profiled; without the same mode, the target's inference
     tensors would meet autograd and raise.
     """
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is None:
         return target

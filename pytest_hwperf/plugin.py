@@ -105,22 +105,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.enabled:
         _place_xdist_worker(config)
     _context(config)
-    if not settings.enabled and settings.json_path is not None:
-        config.issue_config_time_warning(
-            HwperfWarning(
-                f"--hwperf-json={settings.json_path} is ignored without --hwperf:"
-                " nothing is measured, so no report is written"
-            ),
-            stacklevel=2,
-        )
-    if not settings.enabled and settings.html_path is not None:
-        config.issue_config_time_warning(
-            HwperfWarning(
-                f"--hwperf-html={settings.html_path} is ignored without --hwperf:"
-                " nothing is measured, so no report is written"
-            ),
-            stacklevel=2,
-        )
+    reports = (("json", settings.json_path), ("html", settings.html_path))
+    for flag, path in reports:
+        if path is not None and not settings.enabled:
+            config.issue_config_time_warning(
+                HwperfWarning(
+                    f"--hwperf-{flag}={path} is ignored without --hwperf:"
+                    " nothing is measured, so no report is written"
+                ),
+                stacklevel=2,
+            )
     if settings.enabled:
         from pytest_hwperf.session import HwperfSession
 

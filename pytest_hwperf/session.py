@@ -221,6 +221,7 @@ class HwperfSession:
         self.device_cases: dict[str, dict[str, str | None]] = {}
         # device group -> device -> why the test failed there on its own (not a breach)
         self.device_failures: dict[str, dict[str, str]] = {}
+        self._advice_value: list[dict[str, Any]] | None = None
 
     @property
     def context(self) -> HardwareContext:
@@ -508,6 +509,13 @@ class HwperfSession:
         return absent
 
     def _advice(self) -> list[dict[str, Any]]:
+        """The device advice, worked out once when the session's records are complete
+        (the JSON, Markdown and HTML reports and the terminal summary all show it)."""
+        if self._advice_value is None:
+            self._advice_value = self._work_out_advice()
+        return self._advice_value
+
+    def _work_out_advice(self) -> list[dict[str, Any]]:
         from pytest_hwperf.report.advice import device_advice
 
         if not self.device_cases:
@@ -540,9 +548,12 @@ class HwperfSession:
         self._record_history(run_id, created, commit)
         if self.settings.save:
             self._save_baseline(run_id, created, commit)
-        self._write_json()
+        # One document for the JSON and the HTML report.
+        wanted = self.settings.json_path or self.settings.html_path
+        document = self._document() if wanted else {}
+        self._write_json(document)
         self._write_markdown()
-        self._write_html()
+        self._write_html(document)
         self._baseline()  # a baseline that cannot be read is reported even if unused
         failed = bool(self.report_errors or self.store_errors)
         if failed and session.exitstatus == pytest.ExitCode.OK:
@@ -637,12 +648,12 @@ class HwperfSession:
             advice=self._advice(),
         )
 
-    def _write_json(self) -> None:
+    def _write_json(self, document: dict[str, Any]) -> None:
         path = self.settings.json_path
         if path is None:
             return
         try:
-            write_document(path, self._document())
+            write_document(path, document)
         except ReportError as exc:
             self.report_errors.append(str(exc))
         else:
@@ -679,13 +690,12 @@ class HwperfSession:
             except OSError as exc:
                 self.report_errors.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
 
-    def _write_html(self) -> None:
+    def _write_html(self, document: dict[str, Any]) -> None:
         path = self.settings.html_path
         if path is None:
             return
         from pytest_hwperf.report.html import read_history, render_html, write_html
 
-        document = self._document()
         # Recorded above, so the trend ends with this run; a history that cannot be read
         # leaves the trends out with a note, it does not cost the report.
         history, history_error = read_history(document, self.settings.baseline_dir)

@@ -22,13 +22,14 @@ runs are only rescaled against runs whose reference was of the same kind.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Reference", "busy_threads", "reference", "thread_times"]
+__all__ = ["Reference", "ReferenceGauge", "busy_threads", "reference", "thread_times"]
 
 # A thread counts as busy when it used at least this share of a core over the window.
 BUSY_FRACTION = 0.2
@@ -46,21 +47,20 @@ class Reference:
 
 def thread_times() -> dict[int, float]:
     """CPU seconds used so far by each thread of this process (empty when unreadable)."""
-    import psutil
+    from pytest_hwperf.workers.observe import read_thread_times
 
-    try:
-        return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
-    except (psutil.Error, OSError):
-        return {}
+    return read_thread_times(descendants=False).get(os.getpid(), {})
 
 
 def busy_threads(before: dict[int, float], after: dict[int, float], window_s: float) -> int:
-    """How many threads used at least `BUSY_FRACTION` of a core between two snapshots."""
+    """How many threads used at least `BUSY_FRACTION` of a core between two snapshots
+    (counted as the observed oversubscription gate counts them)."""
     if window_s <= 0:
         return 0
-    return sum(
-        1 for tid, cpu in after.items() if (cpu - before.get(tid, 0.0)) / window_s >= BUSY_FRACTION
-    )
+    from pytest_hwperf.workers.observe import classify_threads
+
+    verdicts = classify_threads({0: before}, {0: after}, window_s, BUSY_FRACTION)
+    return sum(verdicts[0].values())
 
 
 def reference(
@@ -80,6 +80,34 @@ def reference(
     if torch is not None and hasattr(torch, "mm") and hasattr(torch, "get_num_threads"):
         return _torch(torch, budget_s, clock)
     return _numpy(budget_s, clock, threads=None)
+
+
+class ReferenceGauge:
+    """The reference around one measurement: `start()` right before it, `finish()` right
+    after, which returns the reference time (ns) and kind to record.
+
+    Before: a guess (parallel when torch is loaded). After: the kind settled by how many
+    threads the target kept busy; the two timings are averaged when the guess was right.
+    """
+
+    def __init__(self) -> None:
+        self._before: Reference | None = None
+        self._threads: dict[int, float] = {}
+        self._started = 0.0
+
+    def start(self) -> None:
+        self._before = reference(parallel="torch" in sys.modules)
+        self._threads = thread_times()
+        self._started = time.perf_counter()
+
+    def finish(self) -> Reference:
+        window = time.perf_counter() - self._started
+        busy = busy_threads(self._threads, thread_times(), window)
+        after = reference(parallel=busy >= 2)
+        before = self._before
+        if before is not None and before.kind == after.kind:
+            return Reference((before.ns + after.ns) / 2, after.kind)
+        return after
 
 
 def _torch(torch: Any, budget_s: float, clock: Callable[[], int]) -> Reference:

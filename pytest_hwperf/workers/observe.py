@@ -60,15 +60,16 @@ def _read_one(process: psutil.Process) -> dict[int, float] | None:
     return {thread.id: float(thread.user_time + thread.system_time) for thread in threads}
 
 
-def read_thread_times(pid: int | None = None) -> ThreadTimes:
-    """Per-thread CPU seconds of process ``pid`` (default: this one) and its descendants.
+def read_thread_times(pid: int | None = None, *, descendants: bool = True) -> ThreadTimes:
+    """Per-thread CPU seconds of process ``pid`` (default: this one) and, unless
+    ``descendants`` is false, of its descendants.
 
     Never raises for a process that exits while it is read: that process is left out
     (an empty dict when ``pid`` itself is gone).
     """
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
+        processes = [root, *(root.children(recursive=True) if descendants else ())]
     except (*_GONE, OSError):
         return {}
     times: ThreadTimes = {}
