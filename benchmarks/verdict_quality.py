@@ -91,6 +91,11 @@ def run_once(folder: Path, layers: int, *, save: bool, bench_json: Path) -> dict
         "hwperf": str(comparison.get("outcome")),
         "hwperf_change_pct": float(comparison.get("change_pct") or 0.0),
         "hwperf_sigma_pct": float(comparison.get("sigma_pct") or 0.0),
+        "hwperf_rounds": float(comparison.get("rounds") or 1),
+        "hwperf_current_ms": float(comparison.get("current_ms") or 0.0),
+        "hwperf_baseline_ms": float(comparison.get("baseline_ms") or 0.0),
+        "hwperf_baseline_runs": float(comparison.get("baseline_runs") or 0),
+        "p50_ms": float(record["stats"]["p50_ms"] or 0.0),
         "bench_median": float(bench["median"]),
     }
 
@@ -103,6 +108,7 @@ def main() -> int:
     parser.add_argument(
         "--rolling", action="store_true", help="save one more unchanged run before each round"
     )
+    parser.add_argument("--dump", type=Path, help="write every run's figures here (JSON lines)")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -127,6 +133,9 @@ def main() -> int:
                 layers = round(args.layers * (1 + extra))
                 out = run_once(folder, layers, save=False, bench_json=folder / "run.json")
                 results[name].append(out)
+                if args.dump is not None:
+                    with args.dump.open("a") as dump:
+                        dump.write(json.dumps({"condition": name, **out}) + "\n")
                 bench_bases[name].append(bench_base)
         elapsed = time.monotonic() - started
 
@@ -140,16 +149,23 @@ def main() -> int:
         f"{rolling}, {args.layers} layers unchanged; {elapsed / 60:.1f} min"
     )
     header = f"{'condition':>10} {'hwperf (defaults)':>18} {'bench median:5%':>16}"
-    print(f"{header} {'bench median:10%':>17} {'mean change':>12} {'spread used':>12}")
+    print(
+        f"{header} {'bench median:10%':>17} {'mean change':>12} {'spread used':>12} {'rounds':>7}"
+    )
     for name, rows in results.items():
         hw = sum(1 for r in rows if r["hwperf"] == "regression")
         change = sum(float(r["hwperf_change_pct"]) for r in rows) / len(rows)
         sigma = sum(float(r["hwperf_sigma_pct"]) for r in rows) / len(rows)
+        rounds = sum(float(r["hwperf_rounds"]) for r in rows) / len(rows)
         print(
             f"{name:>10} {hw:>15}/{len(rows)} {bench_flags(name, 5):>13}/{len(rows)}"
             f" {bench_flags(name, 10):>14}/{len(rows)} {change:>+11.1f}% {sigma:>11.1f}%"
+            f" {rounds:>7.1f}"
         )
-    print("(unchanged: false alarms; +5/+10/+20%: slowdowns caught)")
+    print(
+        "(unchanged: false alarms; +5/+10/+20%: slowdowns caught; rounds: mean rounds"
+        " measured per run, more than 1 when a suspected regression was measured again)"
+    )
     return 0
 
 

@@ -331,11 +331,16 @@ def _number(value: object) -> float | None:
     return number if number > 0.0 and math.isfinite(number) else None
 
 
-def _median_ms(samples_ns: list[int]) -> float:
-    """The median the plugin compares (the very function it uses)."""
-    from pytest_hwperf.session import _median_ms as plugin_median_ms
+def _gate_ms(record: Mapping[str, Any]) -> float:
+    """The figure the plugin's gate compares for a record (the very function it uses):
+    the fastest call over every round; 0.0 when there is none."""
+    from pytest_hwperf.regression import gate_ms
 
-    return plugin_median_ms(samples_ns)
+    try:
+        value = gate_ms(record)
+    except (TypeError, ValueError, KeyError):
+        return 0.0
+    return value if value is not None and math.isfinite(value) and value > 0 else 0.0
 
 
 def _load_report(path: Path) -> dict[str, Any]:
@@ -397,13 +402,14 @@ _Entry = tuple[str | None, list[float], list[float | None], list[str | None]]
 
 @dataclass(frozen=True)
 class _Base:
-    """What BASE gives each measurement key: (fingerprint digest, baseline medians)."""
+    """What BASE gives each measurement key: (fingerprint digest, the gate's figure of
+    each saved run)."""
 
     path: Path
     kind: str  # "baseline file" or "report"
     digest: str | None
     label: str | None
-    # key -> (fingerprint digest, run medians, run reference times, reference kinds)
+    # key -> (fingerprint digest, run figures, run reference times, reference kinds)
     entries: dict[str, _Entry] = field(default_factory=dict)
 
     def lookup(self, key: str) -> _Entry:
@@ -446,24 +452,26 @@ def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
     if baseline is None:
         raise _InputError(f"cannot read {path}: it is gone")
     digest = str(baseline.fingerprint["digest"])
-    entries: dict[str, _Entry] = {
-        key: (
+    entries: dict[str, _Entry] = {}
+    for key, runs in baseline.measurements.items():
+        # Runs saved before the gate compared the fastest call have no figure (as in
+        # the plugin, they are not compared).
+        usable = [run for run in runs if run.min_ms is not None and run.min_ms > 0]
+        entries[key] = (
             digest,
-            [run.median_ms for run in runs],
-            [run.reference_ms for run in runs],
-            [run.reference_kind for run in runs],
+            [float(run.min_ms or 0.0) for run in usable],
+            [run.reference_ms for run in usable],
+            [run.reference_kind for run in usable],
         )
-        for key, runs in baseline.measurements.items()
-    }
     return _Base(path, "baseline file", digest, baseline.fingerprint.get("label"), entries)
 
 
 def _base_from_report(path: Path) -> _Base:
-    """A JSON report as a baseline: each measurement's one run, the median of its samples."""
+    """A JSON report as a baseline: each measurement's one run, its fastest call."""
     document = _load_report(path)
     entries: dict[str, _Entry] = {}
     for record in _measured(document, path):
-        median = _median_ms(record["samples_ns"])
+        median = _gate_ms(record)
         digest = _fingerprint_of(record, document).get("digest")
         reference = _number(record.get("reference_ms"))
         kind = record.get("reference_kind")
@@ -598,9 +606,9 @@ def compare_files(
             "base_fingerprint": base_digest,
             "plugin_outcome": recorded.get("outcome"),
         }
-        median = _median_ms(record["samples_ns"])
+        median = _gate_ms(record)
         if median <= 0:
-            entry.update(outcome="not compared", verdict="not compared (median 0 ns)")
+            entry.update(outcome="not compared", verdict="not compared (min 0 ns)")
             entry["comparison"] = None
             comparisons.append(entry)
             continue
@@ -618,6 +626,11 @@ def compare_files(
         comparison = found.to_record(digest)
         comparison["key"] = key
         comparison["drift_factor"] = drift
+        rounds = record.get("rounds")
+        count = len(rounds) if isinstance(rounds, list) else 0
+        comparison["rounds"] = max(1, count)
+        if count > 1:
+            comparison["reason"] = f"{comparison['reason']} (the fastest of {count} rounds)"
         entry["outcome"] = found.outcome
         entry["verdict"] = found.outcome
         if not same:
@@ -755,21 +768,33 @@ def _baseline_show(args: argparse.Namespace) -> int:
         return _fail("baseline show", exc)
     label = baseline.fingerprint.get("label") or "no label"
     lines = [f"fingerprint {args.digest} ({label})", f"file: {baseline.path}"]
-    rows = [("measurement", "runs", "latest median", "latest run", "medians", "run-to-run sd")]
+    rows = [
+        (
+            "measurement",
+            "runs",
+            "latest median",
+            "latest min",
+            "latest run",
+            "mins",
+            "run-to-run sd",
+        )
+    ]
     for key, runs in sorted(baseline.measurements.items()):
         if not runs:
-            rows.append((key, "0", "-", "-", "-", "-"))
+            rows.append((key, "0", "-", "-", "-", "-", "-"))
             continue
-        medians = [run.median_ms for run in runs]
+        # The gate's figure: the fastest call of each run (none in runs saved before it).
+        mins = [run.min_ms for run in runs if run.min_ms is not None and run.min_ms > 0]
         latest = runs[-1]
         rows.append(
             (
                 key,
                 str(len(runs)),
                 ms_text(latest.median_ms),
+                "-" if latest.min_ms is None else ms_text(latest.min_ms),
                 f"{latest.created} {latest.commit or '-'}",
-                f"{ms_text(min(medians))} to {ms_text(max(medians))}",
-                _spread_text(medians),
+                f"{ms_text(min(mins))} to {ms_text(max(mins))}" if mins else "-",
+                _spread_text(mins),
             )
         )
     if len(rows) > 1:
@@ -799,7 +824,9 @@ def _baseline_accept(args: argparse.Namespace) -> int:
             timing = record.get("timing")
             block = timing.get("block_size", 1) if isinstance(timing, dict) else 1
             try:
-                run = RunSummary.from_samples(run_id, created, None, record["samples_ns"], block)
+                run = RunSummary.from_samples(
+                    run_id, created, None, record["samples_ns"], block, min_ms=_gate_ms(record)
+                )
             except (ValueError, TypeError) as exc:
                 raise _InputError(f"{path}: {_key(record)}: {exc}") from None
             by_fingerprint.setdefault(fingerprint["digest"], (fingerprint, {}))[1][_key(record)] = (

@@ -86,7 +86,11 @@ class Hwperf:
         usable: Callable[[], tuple[int, str]] | None = None,
         gpus: Callable[[], GpuReport | None] = lambda: None,
         targets: dict[str, tuple[Callable[[], object], DeviceSync]] | None = None,
+        suspect: Callable[[str, str, float], bool] | None = None,
     ) -> None:
+        # suspect(name, device, fastest call in ms): would the regression gate fail it?
+        # Then the target is measured again (--hwperf-confirm) before the verdict.
+        self._suspect = suspect
         # Where each measured target is kept for --hwperf-profile (None: not kept).
         self._targets = targets
         self._usable = usable  # usable cores and their source, for the observed gate
@@ -259,6 +263,7 @@ class Hwperf:
                 measurement.reference_ns, measurement.reference_kind = speed.ns, speed.kind
             measurement.threads = thread_settings()
             self.observe(measurement, observe)
+            self._confirm(target, measurement, sync)
             if self._targets is not None:
                 self._targets[label] = (_in_same_torch_mode(target), sync)
         else:
@@ -268,6 +273,39 @@ class Hwperf:
         self.results[label] = measurement
         self._sink.append(measurement)
         return result
+
+    def _confirm(self, target: Callable[[], object], first: Measurement, sync: DeviceSync) -> None:
+        """Measure a suspected regression, and a run being saved, in --hwperf-confirm more
+        rounds; the regression gate then judges the fastest call of all of them.
+
+        A saved run is always measured in every round, so each saved run's figure is the
+        fastest call of 1 + N rounds: interference on a shared machine (a co-tenant on
+        the host's other hyperthread, for seconds at a time) only ever adds time, and
+        the fastest of several rounds is the machine's quiet speed. A run being judged
+        is measured the same way when its first round looks like a regression, so that
+        it is compared like with like; when the first round does not, more rounds could
+        only make it faster, and the verdict cannot become a regression. The rounds are
+        recorded; the budgets stay judged on the first (the samples of record)."""
+        rounds = self._settings.confirm
+        if rounds < 1:
+            return
+        if not self._settings.save and (
+            self._suspect is None or not self._suspect(first.name, first.device, first.stats.min_ms)
+        ):
+            return
+        from pytest_hwperf.measure import measure
+
+        first.rounds.append(first.round_record())
+        for _ in range(rounds):
+            _, again = measure(
+                target,
+                name=first.name,
+                budgets=(),
+                policy=self._policy(),
+                sync=sync,
+                clock=self._clock,
+            )
+            first.rounds.append(again.round_record())
 
     def _call_once(
         self,
@@ -368,7 +406,24 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
             if settings.enabled and settings.profile != "off"
             else None
         ),
+        suspect=_suspect_for(request) if settings.enabled else None,
     )
+
+
+def _suspect_for(request: pytest.FixtureRequest) -> Callable[[str, str, float], bool] | None:
+    """The session's "would this be a regression?" for this test, when there is one."""
+    from pytest_hwperf.plugin import _SESSION_NAME
+
+    session = request.config.pluginmanager.get_plugin(_SESSION_NAME)
+    if session is None or not hasattr(session, "suspects_regression"):
+        return None
+    node = request.node
+    spec = node.stash.get(SPEC_KEY, TestSpec())
+
+    def suspect(name: str, device: str, value_ms: float) -> bool:
+        return bool(session.suspects_regression(node.nodeid, name, device, value_ms, spec))
+
+    return suspect
 
 
 def _context(config: pytest.Config) -> HardwareContext:

@@ -112,6 +112,13 @@ def parse_counts(raw: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def parse_rounds(raw: str) -> int:
+    value = raw.strip()
+    if not value.isdigit() or int(value) > 20:
+        raise ValueError(f"expected a whole number of rounds from 0 to 20, got {raw!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Option(Generic[T]):
     """One setting: `--hwperf-<name>` on the command line, `hwperf_<name>` in the ini file."""
@@ -225,11 +232,20 @@ OPTIONS: tuple[Option[Any], ...] = (
         "PCT",
     ),
     Option(
+        "confirm",
+        "Measure a suspected regression again, up to N more rounds; it fails only when"
+        " every round shows it, judged on the fastest call of all; under --hwperf-save every"
+        " round is measured (default 5; 0: never)",
+        5,
+        parse_rounds,
+        "N",
+    ),
+    Option(
         "reference",
         "Time a fixed CPU workload around each CPU measurement and rescale the baseline by"
-        " the machine's speed: on or off (default on; turn it off for targets that wait"
-        " rather than compute)",
-        True,
+        " the machine's speed: on or off (default off: on a shared runner it cost more"
+        " detections than the false alarms it saved, see docs/statistics.md)",
+        False,
         parse_bool,
         "on|off",
     ),
@@ -310,7 +326,8 @@ class Settings:
     save: bool = False
     regression_pct: float = 10.0
     fail_on_improvement: bool = False
-    reference: bool = True
+    confirm: int = 5  # rounds to measure a suspected regression again
+    reference: bool = False
     profile: ProfilerChoice = "auto"  # what profiles a failing measurement (issue 6)
     sources: tuple[tuple[str, str], ...] = ()  # (option, where its value came from)
 
@@ -388,6 +405,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         save=values["save"],
         regression_pct=values["regression"],
         fail_on_improvement=values["fail_on_improvement"],
+        confirm=values["confirm"],
         reference=values["reference"],
         profile=values["profile"],
         sources=tuple(sources),

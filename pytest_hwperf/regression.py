@@ -1,20 +1,27 @@
-"""Regression verdicts: is this run's median slower than the baseline's, on this machine?
+"""Regression verdicts: is this run's target slower than the baseline's, on this machine?
 
-The statistic is a measurement's median per-call latency (robust to the tail; tails are
-the budgets' business), compared on the log scale against the k saved baseline runs of
-the same measurement on the same hardware fingerprint:
+The statistic is a measurement's fastest call (`min`; for targets timed in blocks, the
+fastest block mean), compared on the log scale against the k saved baseline runs of the
+same measurement on the same hardware fingerprint:
 
-    d = ln(current median) - mean(ln(baseline medians))
+    d = ln(current min) - mean(ln(baseline mins))
 
-The spread that judges d is the run-to-run spread of the median, never the spread of
-the samples inside one run: those samples share the machine's state during that run
-(clock, co-tenants, cache and memory placement), so they say nothing about how far the
-next run's median will move, and treating them as independent draws is what makes
-pytest-benchmark's gate cry wolf. With k >= 3 baseline runs the spread is the standard
-deviation of their log medians and the bounds use Student's t with k - 1 degrees of
-freedom; with fewer it is a conservative prior and the normal distribution. Either way it
-never drops below a floor, so a baseline that happened to repeat perfectly does not turn
-a 0.1% change into a significant one.
+On a shared machine every interruption (a co-tenant on the host's other hyperthread, an
+interrupt, a context switch) only ever adds time to a call, so the fastest calls are the
+ones the machine left alone: they move with the code and hardly with the noise, where
+the median moves with both (measured: docs/statistics.md). A run whose every call was
+slowed (a co-tenant busy for seconds) is the remaining risk; the plugin re-measures a
+suspected regression (`--hwperf-confirm`), and saved runs slower than the rest by far
+more than their spread are left out as disturbed (`disturbed_runs`).
+
+The spread that judges d is the run-to-run spread of the statistic, never the spread of
+the samples inside one run: those samples share the machine's state during that run, so
+they say nothing about how far the next run's figure will move, and treating them as
+independent draws is what makes pytest-benchmark's gate cry wolf. With k >= 3 baseline
+runs the spread is the standard deviation of their logs and the bounds use Student's t
+with k - 1 degrees of freedom; with fewer it is a conservative prior and the normal
+distribution. Either way it never drops below a floor, so a baseline that happened to
+repeat perfectly does not turn a 0.1% change into a significant one.
 
 A slowdown is a regression only when it is significant (lower bound above 0) and a
 slowdown as large as the threshold is not ruled out (upper bound at or beyond it): a
@@ -31,9 +38,10 @@ degrees of freedom and the baseline gives 2 to 4. Nothing here knows about pytes
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 from pytest_hwperf.budgets import fmt_ms
 
@@ -43,11 +51,14 @@ __all__ = [
     "NO_BASELINE",
     "OUTCOMES",
     "REGRESSION",
+    "STATISTIC",
     "UNCHANGED",
     "Comparison",
     "bonferroni_alpha",
     "compare",
+    "disturbed_runs",
     "drift_adjusted",
+    "gate_ms",
     "parse_threshold",
     "student_t_cdf",
     "student_t_isf",
@@ -59,6 +70,10 @@ IMPROVEMENT = "improvement"
 UNCHANGED = "unchanged"
 NO_BASELINE = "no baseline"
 OUTCOMES = (REGRESSION, IMPROVEMENT, UNCHANGED, NO_BASELINE)
+
+STATISTIC = "min"
+"""The statistic the gate compares: the fastest call of a measurement (see the module's
+docstring), over every round it was measured in."""
 
 MIN_RUNS_FOR_SPREAD = 3
 """Baseline runs needed before their own spread is trusted over the prior: one run has
@@ -304,17 +319,52 @@ def _positive_finite(name: str, value: float) -> float:
     return number
 
 
+# A saved run counts as disturbed when its log statistic exceeds the median of the
+# saved runs' by more than this many robust standard deviations (1.4826 MAD)...
+DISTURBED_MADS = 3.0
+# ...and by more than this ratio at least (runs agreeing to 0.1% have a tiny MAD).
+DISTURBED_MIN_RATIO = 1.03
+
+
+def disturbed_runs(values_ms: Sequence[float]) -> list[bool]:
+    """Which saved runs were disturbed: slower than the others by far more than their
+    spread (one-sided: interference only ever adds time, so a run far *faster* than the
+    rest is not noise). Needs `MIN_RUNS_FOR_SPREAD` runs; fewer are all kept.
+
+    The cut is `median(ln v) + max(3 * 1.4826 * MAD, ln 1.03)`: the median and the MAD
+    are not moved by the disturbed runs themselves, as a mean and a standard deviation
+    would be (one run at twice the time among ten raises their sd from 2% to 20%).
+    """
+    if len(values_ms) < MIN_RUNS_FOR_SPREAD:
+        return [False] * len(values_ms)
+    logs = [math.log(_positive_finite("baseline value", v)) for v in values_ms]
+    centre = _median(logs)
+    mad = 1.4826 * _median([abs(x - centre) for x in logs])
+    cut = centre + max(DISTURBED_MADS * mad, math.log(DISTURBED_MIN_RATIO))
+    return [x > cut for x in logs]
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
 def compare(
-    current_median_ms: float,
-    baseline_medians_ms: Sequence[float],
+    current_ms: float,
+    baseline_ms: Sequence[float],
     *,
     threshold_pct: float = 10.0,
     alpha: float = 0.01,
     prior_sigma_pct: float = 5.0,
     sigma_floor_pct: float = 0.5,
     drift_factor: float | None = None,
+    statistic: str = STATISTIC,
 ) -> Comparison:
-    """Judge the current median against the baseline runs' medians (oldest first).
+    """Judge the current run's statistic against the baseline runs' (oldest first).
+
+    Saved runs that `disturbed_runs` marks are left out first (the result says how
+    many, and `baseline_runs` counts those kept).
 
     `drift_factor`: how much the reference workload rescaled the baseline (the
     geometric mean of this run's reference time over the saved runs'), when it did.
@@ -326,9 +376,9 @@ def compare(
     `alpha` is the one-sided level of each direction for this one comparison; pass
     `bonferroni_alpha(session_alpha, comparisons)` to hold the session's false-alarm
     rate. An empty baseline gives outcome "no baseline"; a non-positive or non-finite
-    median is a ValueError (a median of 0 ms is a measuring bug, not a speedup).
+    value is a ValueError (a call of 0 ms is a measuring bug, not a speedup).
     """
-    current = _positive_finite("current median", current_median_ms)
+    current = _positive_finite(f"current {statistic}", current_ms)
     threshold = _positive_finite("threshold_pct", threshold_pct)
     prior = _positive_finite("prior_sigma_pct", prior_sigma_pct) / 100.0
     if not (sigma_floor_pct >= 0.0 and math.isfinite(sigma_floor_pct)):
@@ -336,12 +386,15 @@ def compare(
     floor = sigma_floor_pct / 100.0
     if not 0.0 < alpha <= 0.5:
         raise ValueError(f"alpha must be within (0, 0.5], got {alpha!r}")
-    baseline = [_positive_finite("baseline median", b) for b in baseline_medians_ms]
+    saved = [_positive_finite(f"baseline {statistic}", b) for b in baseline_ms]
+    flags = disturbed_runs(saved)
+    baseline = [b for b, bad in zip(saved, flags, strict=True) if not bad]
+    left_out = len(saved) - len(baseline)
     k = len(baseline)
     if k == 0:
         return Comparison(
             outcome=NO_BASELINE,
-            statistic="median",
+            statistic=statistic,
             current_ms=current,
             baseline_ms=None,
             change_pct=None,
@@ -371,6 +424,11 @@ def compare(
         source = (
             f"prior {prior_sigma_pct:g}% ({runs}, fewer than {MIN_RUNS_FOR_SPREAD} "
             "needed to measure the spread)"
+        )
+    if left_out:
+        source += (
+            f" ({left_out} of {len(saved)} saved runs left out as disturbed: slower than"
+            " the rest by far more than their spread)"
         )
     if spread < floor:
         spread = floor
@@ -403,7 +461,7 @@ def compare(
         outcome = UNCHANGED
     return Comparison(
         outcome=outcome,
-        statistic="median",
+        statistic=statistic,
         current_ms=current,
         baseline_ms=math.exp(mean_log),
         change_pct=_pct(d),
@@ -489,3 +547,21 @@ def drift_adjusted(
     adjusted = [m * ratio for m, ratio in zip(medians, ratios, strict=True)]
     factor = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios))
     return adjusted, factor
+
+
+def gate_ms(record: Mapping[str, Any]) -> float | None:
+    """The statistic the gate compares for one measured record (a JSON report's or the
+    plugin's own): the fastest call over every round it was measured in, in ms.
+
+    `rounds` (added when a suspected regression was measured again, `--hwperf-confirm`)
+    holds each round's fastest call; without them, the record's own `stats.min_ms`, or
+    the fastest of its samples. None when there is nothing to compare (no samples)."""
+    rounds = record.get("rounds") or []
+    values = [float(r["min_ms"]) for r in rounds if isinstance(r, Mapping) and r.get("min_ms")]
+    if values:
+        return min(values)
+    stats = record.get("stats")
+    if isinstance(stats, Mapping) and isinstance(stats.get("min_ms"), int | float):
+        return float(stats["min_ms"])
+    samples = record.get("samples_ns") or []
+    return min(samples) / 1e6 if samples else None

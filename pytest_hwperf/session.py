@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from pytest_hwperf.measure.device import DeviceSync
     from pytest_hwperf.measure.result import Measurement
+    from pytest_hwperf.regression import Comparison
 
 __all__ = ["REPORT_ATTR", "HwperfSession"]
 
@@ -54,7 +55,7 @@ REPORT_ATTR = "hwperf"
 # so that the controller learns of skipped devices too (xdist carries the attribute).
 DEVICE_ATTR = "hwperf_device"
 
-# Saved runs kept per measurement: their medians give the run-to-run spread the
+# Saved runs kept per measurement: their statistics give the run-to-run spread the
 # regression gate weighs (Student t with k-1 degrees of freedom; 20 runs give 19).
 BASELINE_RUNS = 20
 
@@ -394,36 +395,82 @@ class HwperfSession:
                 self.store_errors.append(str(exc))
         return self._baseline_value
 
+    def _judge(
+        self,
+        key: str,
+        value_ms: float,
+        threshold_pct: float,
+        alpha: float,
+        reference: tuple[float | None, str | None] = (None, None),
+    ) -> tuple[Comparison, float | None]:
+        """This run's statistic against the saved runs of `key` on this fingerprint, and
+        the machine-speed factor the reference workload applied (None: none)."""
+        from pytest_hwperf.regression import compare, drift_adjusted
+
+        baseline = self._baseline()
+        runs = baseline.runs_for(key) if baseline is not None else ()
+        # Runs saved before the gate compared the fastest call have no figure to compare.
+        runs = tuple(run for run in runs if run.min_ms is not None and run.min_ms > 0)
+        values, drift = drift_adjusted(
+            [float(run.min_ms or 0.0) for run in runs],
+            [run.reference_ms for run in runs],
+            reference[0],
+            baseline_kinds=[run.reference_kind for run in runs],
+            current_kind=reference[1],
+        )
+        found = compare(
+            value_ms, values, threshold_pct=threshold_pct, alpha=alpha, drift_factor=drift
+        )
+        return found, drift
+
+    def suspects_regression(
+        self, test_id: str, name: str, device: str, value_ms: float, spec: TestSpec
+    ) -> bool:
+        """Would this value be a regression? Asked by the hwperf fixture right after a
+        measurement, to measure it again (--hwperf-confirm) before the verdict. It asks
+        at the level of a test with one measurement, which is the loosest a verdict of
+        that test can be judged at, so every regression the verdict finds is confirmed."""
+        from pytest_hwperf.regression import REGRESSION, bonferroni_alpha
+        from pytest_hwperf.store import measurement_key
+
+        if value_ms <= 0:
+            return False
+        key = measurement_key(test_id, name, device)
+        threshold = spec.regression_pct or self.settings.regression_pct
+        alpha = bonferroni_alpha(self.settings.alpha, max(1, self.perf_items))
+        found, _ = self._judge(key, value_ms, threshold, alpha)
+        return found.outcome == REGRESSION
+
     def _compare(self, record: dict[str, Any], spec: TestSpec, *, comparisons: int) -> None:
         """Attach the comparison with this fingerprint's baseline to a measured record."""
         if record.get("mode") != "measured" or not record.get("samples_ns"):
             return
-        from pytest_hwperf.regression import bonferroni_alpha, compare, drift_adjusted
+        from pytest_hwperf.regression import STATISTIC, bonferroni_alpha, gate_ms
         from pytest_hwperf.store import measurement_key
 
         fp = self.context.fingerprint
         key = measurement_key(record["test_id"], record["name"], record["device"])
-        baseline = self._baseline()
-        runs = baseline.runs_for(key) if baseline is not None else ()
         threshold = spec.regression_pct or self.settings.regression_pct
         alpha = bonferroni_alpha(self.settings.alpha, max(1, self.perf_items) * max(1, comparisons))
-        median = _median_ms(record["samples_ns"])
-        if median <= 0:
+        value = gate_ms(record) or 0.0
+        if value <= 0:
             # Faster than the clock resolves: there is no ratio to judge.
-            record["notes"].append("not compared with the baseline: the median is 0 ns")
+            record["notes"].append(f"not compared with the baseline: the {STATISTIC} is 0 ns")
             return
-        medians, drift = drift_adjusted(
-            [run.median_ms for run in runs],
-            [run.reference_ms for run in runs],
-            record.get("reference_ms"),
-            baseline_kinds=[run.reference_kind for run in runs],
-            current_kind=record.get("reference_kind"),
+        found, drift = self._judge(
+            key,
+            value,
+            threshold,
+            alpha,
+            (record.get("reference_ms"), record.get("reference_kind")),
         )
-        found = compare(median, medians, threshold_pct=threshold, alpha=alpha, drift_factor=drift)
         comparison = found.to_record(fp.digest)
         comparison["key"] = key
         comparison["drift_factor"] = drift
-        comparison["reason"] = found.reason(fp.digest) + _drift_text(drift)
+        rounds = len(record.get("rounds") or [])
+        confirmed = f" (the fastest of {rounds} rounds)" if rounds > 1 else ""
+        comparison["rounds"] = max(1, rounds)
+        comparison["reason"] = found.reason(fp.digest) + _drift_text(drift) + confirmed
         record["comparison"] = comparison
         record["fingerprint"] = {"digest": fp.digest, "label": fp.label, "hashed": fp.hashed}
 
@@ -594,6 +641,7 @@ class HwperfSession:
             self.history_errors.append(f"run history not recorded: {exc}")
 
     def _save_baseline(self, run_id: str, created: str, commit: str | None) -> None:
+        from pytest_hwperf.regression import gate_ms
         from pytest_hwperf.store import RunSummary, measurement_key
 
         by_fingerprint: dict[str, tuple[dict[str, Any], dict[str, RunSummary]]] = {}
@@ -609,6 +657,7 @@ class HwperfSession:
                 commit,
                 r["samples_ns"],
                 r["timing"]["block_size"],
+                min_ms=gate_ms(r),
                 reference_ms=r.get("reference_ms"),
                 reference_kind=r.get("reference_kind"),
             )
@@ -640,6 +689,8 @@ class HwperfSession:
                 "inconclusive": s.inconclusive,
                 "gc": s.gc,
                 "regression_pct": s.regression_pct,
+                "confirm": s.confirm,
+                "reference": s.reference,
                 "baseline_dir": str(s.baseline_dir),
                 "profile": s.profile,
                 "perf_items": self.perf_items,

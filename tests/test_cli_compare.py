@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_hwperf import cli
+from pytest_hwperf.regression import gate_ms
 from pytest_hwperf.report.terminal import ms_text
 from pytest_hwperf.session import _median_ms
 from pytest_hwperf.store import BaselineStore, measurement_key
@@ -189,9 +190,10 @@ def test_compare_two_reports(project, capsys):
     code, out, _ = run_cli(capsys, "compare", "same.json", "slow.json", "--json")
     entry = json.loads(out)["comparisons"][0]
     assert entry["key"] == KEY
-    # The baseline is the other report's one run: the median of its samples.
-    assert entry["comparison"]["baseline_ms"] == pytest.approx(_median_ms(same["samples_ns"]))
-    assert entry["comparison"]["current_ms"] == pytest.approx(_median_ms(slow["samples_ns"]))
+    # The baseline is the other report's one run: its fastest call (over its rounds).
+    assert entry["comparison"]["baseline_ms"] == pytest.approx(gate_ms(same))
+    assert entry["comparison"]["current_ms"] == pytest.approx(gate_ms(slow))
+    assert entry["comparison"]["statistic"] == "min"
     assert entry["comparison"]["baseline_runs"] == 1
     assert entry["comparison"]["alpha"] == slow["comparison"]["alpha"]
     # The other way round it is an improvement, which does not fail.
@@ -306,11 +308,11 @@ def test_baseline_show(project, capsys):
     assert lines[1] == f"file: {Path('.hwperf') / 'baselines' / path.name}"
     assert lines[2].split()[:3] == ["measurement", "runs", "latest"]
     row = lines[3].split()
-    assert row[:3] == [KEY, str(SAVES), ms_text(runs[-1].median_ms)]
-    assert row[3] == runs[-1].created
-    medians = [run.median_ms for run in runs]
-    assert " ".join(row[5:8]) == f"{ms_text(min(medians))} to {ms_text(max(medians))}"
-    assert row[8].endswith("%")
+    assert row[:4] == [KEY, str(SAVES), ms_text(runs[-1].median_ms), ms_text(runs[-1].min_ms)]
+    assert row[4] == runs[-1].created
+    mins = [run.min_ms for run in runs]
+    assert " ".join(row[6:9]) == f"{ms_text(min(mins))} to {ms_text(max(mins))}"
+    assert row[9].endswith("%")
     code, _, err = run_cli(capsys, "baseline", "show", "nosuchdigest")
     assert code == 2
     folder = Path(".hwperf") / "baselines"

@@ -75,8 +75,8 @@ def test_unchanged_passes_slower_fails_its_test_other_hardware_has_no_baseline(
     slower.assert_outcomes(passed=1, failed=1)  # test_tolerant's 200% threshold holds
     slower.stdout.fnmatch_lines(
         [
-            "hwperf: 'work' on cpu: regression: median * ms vs baseline * ms: +*% (*% CI +*%"
-            " to +*%), beyond the 10% threshold, p=*; fingerprint *"
+            "hwperf: 'work' on cpu: regression: min * ms vs baseline * ms: +*% (*% CI +*%"
+            " to +*%), beyond the 10% threshold, p=*; fingerprint * (the fastest of 6 rounds)"
         ]
     )
     suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
@@ -152,3 +152,106 @@ def test_history_and_markdown_with_the_github_step_summary(pytester, monkeypatch
     assert "no baseline" in markdown
     assert summary.read_text() == "earlier step\n" + markdown  # appended, not replaced
     assert (pytester.path / ".hwperf" / "history.sqlite").exists()
+
+
+# The first SLOW_CALLS calls of the process sleep 3 ms, the rest 2 ms: a first round of
+# at most ~0.3 s (--hwperf-max-time) holds at most ~100 calls, all slow; a second round
+# starts slow and turns fast within it. A machine slower than this only makes the
+# calls longer, never more numerous, so the rounds fall where they are meant to.
+FLIPPER = """
+import os
+import time
+
+CALLS = [0]
+
+
+def work():
+    CALLS[0] += 1
+    slow = CALLS[0] <= int(os.environ.get("SLOW_CALLS", "0"))
+    time.sleep(0.003 if slow else 0.002)
+
+
+def test_work(hwperf):
+    hwperf(work)
+"""
+
+
+def _rounds_of(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    result = pytester.runpytest(*QUICK, "--hwperf-json=out.json", *args)
+    (record,) = json.loads((pytester.path / "out.json").read_text())["measurements"]
+    return result, record
+
+
+def test_a_slow_first_round_is_measured_again_and_cleared(pytester, monkeypatch):
+    pytester.makepyfile(test_flip=FLIPPER)
+    _save(pytester)
+    monkeypatch.setenv("SLOW_CALLS", "130")
+    result, record = _rounds_of(pytester, "--hwperf-confirm=3")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    rounds = record["rounds"]
+    assert len(rounds) == 4  # the first round was suspected: 3 more, as a save measures
+    assert rounds[0]["min_ms"] >= 2.9  # every call of the first round slept 3 ms
+    fastest = min(r["min_ms"] for r in rounds)
+    assert fastest < rounds[0]["min_ms"] / 1.3
+    comparison = record["comparison"]
+    assert comparison["outcome"] == "unchanged"
+    assert comparison["rounds"] == 4
+    assert comparison["current_ms"] == pytest.approx(fastest)
+    assert "(the fastest of 4 rounds)" in comparison["reason"]
+    # Budgets and the tables keep the first round's samples.
+    assert record["stats"]["min_ms"] == pytest.approx(rounds[0]["min_ms"])
+
+
+def test_an_unsuspected_run_is_measured_once_and_a_saved_run_in_every_round(pytester):
+    pytester.makepyfile(test_flip=FLIPPER)
+    saved, record = _rounds_of(pytester, "--hwperf-save", "--hwperf-confirm=2")
+    assert saved.ret == pytest.ExitCode.OK
+    assert len(record["rounds"]) == 3
+    (path,) = (pytester.path / ".hwperf" / "baselines").glob("*.json")
+    (runs,) = json.loads(path.read_text())["measurements"].values()
+    assert runs[-1]["min_ms"] == pytest.approx(min(r["min_ms"] for r in record["rounds"]))
+    again, record = _rounds_of(pytester, "--hwperf-confirm=2")
+    assert again.ret == pytest.ExitCode.OK
+    assert record["rounds"] == []  # not suspected: one round
+    assert record["comparison"]["rounds"] == 1
+
+
+def test_without_confirmation_the_slow_first_round_fails(pytester, monkeypatch):
+    pytester.makepyfile(test_flip=FLIPPER)
+    _save(pytester)
+    monkeypatch.setenv("SLOW_CALLS", "130")
+    result, record = _rounds_of(pytester, "--hwperf-confirm=0")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert record["rounds"] == []
+    assert record["comparison"]["outcome"] == "regression"
+    assert record["comparison"]["rounds"] == 1
+    result.stdout.fnmatch_lines(["*regression: min * ms vs baseline *; fingerprint *"])
+    result.stdout.no_fnmatch_line("*the fastest of*")
+
+
+def test_a_slower_build_fails_after_every_round(pytester, monkeypatch):
+    pytester.makepyfile(test_flip=FLIPPER)
+    _save(pytester)
+    monkeypatch.setenv("SLOW_CALLS", str(10**9))
+    result, record = _rounds_of(pytester, "--hwperf-confirm=2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert len(record["rounds"]) == 3
+    assert all(r["min_ms"] >= 2.9 for r in record["rounds"])
+    assert record["comparison"]["outcome"] == "regression"
+    result.stdout.fnmatch_lines(["*(the fastest of 3 rounds)*"])
+
+
+def test_runs_saved_without_the_gate_figure_are_not_compared(pytester, monkeypatch):
+    """A baseline saved before the gate compared the fastest call has no figure for it:
+    its runs are passed over ("no baseline"), never compared on another statistic."""
+    _project(pytester)
+    path = _save(pytester)
+    document = json.loads(path.read_text())
+    for runs in document["measurements"].values():
+        for run in runs:
+            del run["min_ms"]
+    path.write_text(json.dumps(document, indent=2, sort_keys=True))
+    monkeypatch.setenv("SLOW", "1.5")
+    result = pytester.runpytest(*QUICK)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_work*no baseline*"])

@@ -109,6 +109,7 @@ def test_the_option_table_is_what_these_tests_cover():
         "baseline_dir",
         "save",
         "regression",
+        "confirm",
         "reference",
         "fail_on_improvement",
         "devices",
@@ -139,6 +140,8 @@ VALUED = {
     "alpha": ("0.05", "0.002", "alpha", 0.05, 0.002),
     "inconclusive": ("fail", "pass", "inconclusive", "fail", "pass"),
     "gc": ("disable", "collect", "gc", "disable", "collect"),
+    "confirm": ("0", "5", "confirm", 0, 5),
+    "reference": ("on", "off", "reference", True, False),
 }
 
 
@@ -180,8 +183,9 @@ def test_valued_option_from_ini_and_command_line(pytester: pytest.Pytester, name
         "alpha": f"alpha {shown}",
         "inconclusive": f"inconclusive -> {shown}",
         "gc": f"gc {shown})",
-    }[name]
-    result.stdout.fnmatch_lines([f"hwperf: measuring*{header}*"])
+    }.get(name)
+    if header is not None:
+        result.stdout.fnmatch_lines([f"hwperf: measuring*{header}*"])
 
 
 @pytest.mark.parametrize("where", ["ini", "cli", "both"])
@@ -402,6 +406,9 @@ BAD_VALUES = [
     ("regression", "lots"),
     ("regression", "-5%"),
     ("reference", "sometimes"),
+    ("confirm", "-1"),
+    ("confirm", "many"),
+    ("confirm", "21"),
     ("html", "   "),
     ("profile", "yappi"),
 ]

@@ -45,6 +45,7 @@ def test_a_parallel_target_gets_a_parallel_gauge_and_a_serial_one_a_serial_gauge
         "--hwperf-warmup=0.05",
         "--hwperf-json=out.json",
         "--hwperf-oversubscription=off",
+        "--hwperf-reference=on",
         "-p",
         "no:randomly",
     )

@@ -20,6 +20,8 @@ from pytest_hwperf.regression import (
     Comparison,
     bonferroni_alpha,
     compare,
+    disturbed_runs,
+    gate_ms,
     parse_threshold,
     student_t_cdf,
     student_t_isf,
@@ -259,7 +261,7 @@ def test_empty_baseline_is_no_baseline():
     [(0.0, [1.0]), (-1.0, [1.0]), (1.0, [1.0, 0.0]), (math.nan, [1.0]), (1.0, [math.inf])],
 )
 def test_non_positive_medians_are_rejected(current, baseline):
-    with pytest.raises(ValueError, match="median must be positive"):
+    with pytest.raises(ValueError, match="min must be positive"):
         compare(current, baseline)
 
 
@@ -388,13 +390,13 @@ def test_reason_for_a_regression():
 def test_reason_for_each_outcome():
     baseline = [1.0, 1.01, 0.99, 1.02, 1.0]
     regression = compare(1.5, baseline).reason("ab12cd34ef56")
-    assert regression.startswith("median 1.50 ms vs baseline 1.00 ms: +49.")
+    assert regression.startswith("min 1.50 ms vs baseline 1.00 ms: +49.")
     assert "beyond the 10% threshold" in regression
     assert regression.endswith("; fingerprint ab12cd34ef56")
     assert "\n" not in regression
 
     improvement = compare(0.7, baseline).reason()
-    assert improvement.startswith("median 700.0 us vs baseline 1.00 ms: -30.")
+    assert improvement.startswith("min 700.0 us vs baseline 1.00 ms: -30.")
     assert "faster beyond the 10% threshold" in improvement
     assert "fingerprint" not in improvement
 
@@ -407,9 +409,9 @@ def test_reason_for_each_outcome():
         .endswith("no significant change (threshold 5%), p=0.5")
     )
 
-    assert compare(1.0, []).reason() == "median 1.00 ms: no baseline"
+    assert compare(1.0, []).reason() == "min 1.00 ms: no baseline"
     assert compare(1.0, []).reason("ab12cd34ef56") == (
-        "median 1.00 ms: no baseline; fingerprint ab12cd34ef56"
+        "min 1.00 ms: no baseline; fingerprint ab12cd34ef56"
     )
 
 
@@ -539,3 +541,44 @@ def test_a_large_machine_speed_correction_makes_the_verdict_cautious():
     # The error grows with the size of the correction, either way.
     assert compare(1.20, base, drift_factor=0.5).ci_low_pct == pytest.approx(cautious.ci_low_pct)
     assert 0 < DRIFT_UNCERTAINTY < 1
+
+
+# --- disturbed saved runs and the gate's figure --------------------------------------------
+
+
+def test_a_saved_run_slowed_from_start_to_end_is_left_out():
+    saved = [1.00, 1.01, 0.99, 1.00, 1.02, 0.98, 2.1]
+    assert disturbed_runs(saved) == [False] * 6 + [True]
+    kept = compare(1.0, saved)
+    assert kept.baseline_runs == 6
+    assert "1 of 7 saved runs left out as disturbed" in kept.sigma_source
+    assert kept.sigma_pct == pytest.approx(100 * log_spread(saved[:6]))
+    # Left in, the one disturbed run would have blinded the gate to +20%.
+    assert compare(1.2, saved).outcome == REGRESSION
+    assert log_spread(saved) > 0.25
+
+
+def test_disturbed_runs_are_one_sided_and_need_three_runs():
+    # Interference only adds time: a run far faster than the rest is not left out.
+    assert disturbed_runs([1.0, 1.01, 0.99, 1.0, 0.5]) == [False] * 5
+    assert disturbed_runs([1.0, 5.0]) == [False, False]  # too few to tell
+    assert disturbed_runs([]) == []
+
+
+def test_runs_that_agree_closely_keep_a_run_within_three_percent():
+    # Runs agreeing to 0.01% have a tiny MAD; 3% above their median is still kept.
+    close = [1.0, 1.0001, 0.9999, 1.0, 1.0002]
+    assert disturbed_runs([*close, 1.025]) == [False] * 6
+    assert disturbed_runs([*close, 1.04]) == [False] * 5 + [True]
+
+
+def test_gate_ms_is_the_fastest_call_over_every_round():
+    record = {
+        "stats": {"min_ms": 3.0},
+        "rounds": [{"n": 100, "min_ms": 3.0}, {"n": 90, "min_ms": 2.0}],
+        "samples_ns": [3_000_000, 3_100_000],
+    }
+    assert gate_ms(record) == 2.0
+    assert gate_ms({"stats": {"min_ms": 3.0}, "rounds": []}) == 3.0
+    assert gate_ms({"samples_ns": [4_000_000, 3_500_000]}) == 3.5
+    assert gate_ms({"samples_ns": []}) is None

@@ -73,6 +73,10 @@ def test_from_samples_statistics() -> None:
     assert run.mean_ms == pytest.approx(3e-6)
     assert run.p95_ms == stats.percentile(ms, 95)
     assert run.samples_ns == (4, 1, 3, 2, 5)  # under the cap: kept as measured
+    assert run.min_ms == pytest.approx(1e-6)  # the gate's figure: the fastest call
+    # Measured in more rounds than the samples hold: the fastest of all rounds is given.
+    rounds = RunSummary.from_samples("r", "2024-01-01T00:00:00+00:00", None, [4, 5], 1, min_ms=2e-6)
+    assert rounds.min_ms == 2e-6
 
 
 def test_from_samples_blocked_has_no_p95() -> None:
@@ -142,6 +146,8 @@ def test_record_round_trip() -> None:
         ("run_id", 7),
         ("commit", 7),
         ("block_size", 0),
+        ("min_ms", "1.0"),
+        ("min_ms", -1.0),
     ],
 )
 def test_from_record_rejects_bad_types(field: str, value: object) -> None:
@@ -149,6 +155,12 @@ def test_from_record_rejects_bad_types(field: str, value: object) -> None:
     record[field] = value
     with pytest.raises(ValueError, match=field):
         RunSummary.from_record(record)
+
+
+def test_a_run_saved_before_the_gate_figure_loads_without_it() -> None:
+    record = summary(1).to_record()
+    del record["min_ms"]
+    assert RunSummary.from_record(record).min_ms is None
 
 
 def test_from_record_rejects_missing_field() -> None:

@@ -122,6 +122,9 @@ class Measurement:
     # How busy the GPU was while a CUDA measurement ran (measure/gpu_util.py); None off
     # CUDA or when NVML could not say (a note says why).
     gpu_utilization: dict[str, object] | None = None
+    # Each round of a suspected regression measured again (--hwperf-confirm), the first
+    # being this measurement: {"n", "min_ms", "p50_ms"}. Empty when it was not suspected.
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
     @cached_property
     def stats(self) -> Statistics:
@@ -194,5 +197,11 @@ class Measurement:
             "gpu_utilization": (
                 None if self.gpu_utilization is None else dict(self.gpu_utilization)
             ),
+            "rounds": [dict(r) for r in self.rounds],
             "samples_ns": [int(x) for x in self.samples_ns],
         }
+
+    def round_record(self) -> dict[str, Any]:
+        """This measurement as one round of a confirmation (`rounds`)."""
+        stats = self.stats
+        return {"n": stats.n, "min_ms": stats.min_ms, "p50_ms": stats.p50_ms}

@@ -190,8 +190,11 @@ def distribution_chart(record: Mapping[str, Any]) -> str | None:
 
 
 def comparison_chart(record: Mapping[str, Any], comparison: Mapping[str, Any]) -> str:
-    """Baseline median and this run's median, the latter with the confidence interval of
-    the change; the band is the tolerated change (within the threshold both ways)."""
+    """The baseline's figure and this run's (the gate's statistic: the fastest call), the
+    latter with the confidence interval of the change; the band is the tolerated change
+    (within the threshold both ways)."""
+    statistic = str(comparison.get("statistic") or "median")
+    what = {"min": "fastest call", "median": "median"}.get(statistic, statistic)
     base = as_float(comparison.get("baseline_ms")) or 0.0
     current = as_float(comparison.get("current_ms")) or 0.0
     low_pct, high_pct = (
@@ -208,7 +211,7 @@ def comparison_chart(record: Mapping[str, Any], comparison: Mapping[str, Any]) -
     # with an arrowhead, and the caption states it.
     xs = core + [v for v in (low, high) if v is not None and min(core) / 3 <= v <= max(core) * 3]
     chart = Chart.create(
-        f"{record.get('name', '?')}: median against the baseline",
+        f"{record.get('name', '?')}: {what} against the baseline",
         xs,
         [0.0, 1.0],
         width=440,
@@ -220,7 +223,7 @@ def comparison_chart(record: Mapping[str, Any], comparison: Mapping[str, Any]) -
     chart.y = Scale(-0.6, 1.6, chart.plot_bottom, chart.plot_top)
     chart.band(faster, slower, NEUTRAL, 0.1)
     chart.axes(
-        x_label="median time per call",
+        x_label=f"{what} (time per call)",
         y_label="",
         x_ticks=duration_ticks(chart.x.ticks()),
         y_ticks=[(1.0, "baseline"), (0.0, "this run")],
@@ -229,7 +232,7 @@ def comparison_chart(record: Mapping[str, Any], comparison: Mapping[str, Any]) -
     color = COMPARISON_COLORS.get(str(comparison.get("outcome")), NEUTRAL)
     chart.dots(
         [
-            Dot(base, 1.0, NEUTRAL, tip=f"baseline median {duration(base, 4)}"),
+            Dot(base, 1.0, NEUTRAL, tip=f"baseline {what} {duration(base, 4)}"),
             Dot(current, 0.0, color, low=low, high=high, tip=str(comparison.get("reason", ""))),
         ]
     )
@@ -251,7 +254,12 @@ def history_chart(record: Mapping[str, Any], rows: Sequence[TrendRow]) -> str | 
     points = [(row, row.median_ms) for row in rows if row.median_ms is not None]
     if not points:
         return None
-    baseline = as_float(as_map(record.get("comparison")).get("baseline_ms"))
+    comparison = as_map(record.get("comparison"))
+    # The baseline line only where the gate compared medians too (reports written before
+    # it compared the fastest call): a line of another statistic would mislead.
+    baseline = (
+        as_float(comparison.get("baseline_ms")) if comparison.get("statistic") == "median" else None
+    )
     ys = [m for _, m in points] + ([baseline] if baseline is not None else [])
     n = len(points)
     chart = Chart.create(

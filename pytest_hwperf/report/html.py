@@ -363,7 +363,8 @@ def _summary(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) 
     head = (
         "<tr><th>test</th><th>measurement</th><th class=num>n</th>"
         "<th class=num>p50</th><th class=num>p95</th><th class=num>p99</th><th>budget</th>"
-        "<th>verdict</th><th class=num>baseline</th><th class=num>change</th></tr>"
+        "<th>verdict</th><th class=num title='the fastest call, which the regression gate"
+        " compares'>baseline min</th><th class=num>change</th></tr>"
     )
     rows = []
     for i, r in enumerate(records, 1):

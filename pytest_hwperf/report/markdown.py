@@ -18,10 +18,12 @@ def _cell(text: object) -> str:
 
 
 def _change(comparison: Mapping[str, Any] | None) -> tuple[str, str, str]:
-    """(baseline median, change with its interval, regression verdict) cells."""
+    """(the gate's figures, this run's and the baseline's; change with its interval;
+    regression verdict) cells. The figure is the fastest call."""
     if not comparison or comparison.get("outcome") == "no baseline":
-        return "-", "-", "no baseline"
-    base = ms_text(comparison.get("baseline_ms"))
+        current = ms_text((comparison or {}).get("current_ms"))
+        return ("-" if current == "-" else f"{current} vs -"), "-", "no baseline"
+    base = f"{ms_text(comparison.get('current_ms'))} vs {ms_text(comparison.get('baseline_ms'))}"
     change = comparison.get("change_pct")
     low, high = comparison.get("ci_low_pct"), comparison.get("ci_high_pct")
     text = "-"
@@ -55,8 +57,8 @@ def markdown_summary(
     lines += [
         f"{len(records)} measurements, {failed} failing their test, {regressions} regressions.",
         "",
-        "| test | measurement | device | n | p50 | p95 | peak RSS | budget | verdict | baseline"
-        " | change | vs baseline |",
+        "| test | measurement | device | n | p50 | p95 | peak RSS | budget | verdict"
+        " | min vs baseline | change | vs baseline |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |",
     ]
     for r in records:

@@ -10,7 +10,7 @@ from pytest_hwperf.budgets import fmt_rate
 __all__ = ["budget_text", "mb_text", "ms_text", "summary_lines"]
 
 _HEADERS = ("test", "name", "device", "n", "p50", "p95", "p99", "budget", "verdict")
-_NUMERIC = frozenset({"n", "p50", "p95", "p99", "rss", "baseline"})  # right-aligned
+_NUMERIC = frozenset({"n", "p50", "p95", "p99", "rss", "min", "baseline"})  # right-aligned
 
 
 def ms_text(value: object) -> str:
@@ -75,22 +75,24 @@ def _row(record: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _versus(record: Mapping[str, Any]) -> tuple[str, str]:
-    """(baseline median, change and verdict) cells."""
+def _versus(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(this run's figure, the baseline's, change and verdict) cells: the figure is the
+    regression gate's statistic, the fastest call (over every round measured)."""
     comparison = record.get("comparison") or {}
     outcome = comparison.get("outcome")
+    current = ms_text(comparison.get("current_ms"))
     if outcome in (None, "no baseline"):
-        return "-", "no baseline" if outcome else "-"
+        return current, "-", "no baseline" if outcome else "-"
     change = comparison.get("change_pct")
     text = f"{change:+.1f}%" if isinstance(change, (int, float)) else "-"
     word = "REGRESSION" if outcome == "regression" else str(outcome)
-    return ms_text(comparison.get("baseline_ms")), f"{text} {word}"
+    return current, ms_text(comparison.get("baseline_ms")), f"{text} {word}"
 
 
 def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """A plain-text table of the measurements, one row each; with the peak RSS when any
-    measurement has one, and baseline and change columns when any measurement was
-    compared with a baseline."""
+    measurement has one, and the gate's columns (this run's fastest call, the baseline's,
+    the change) when any measurement was compared with a baseline."""
     compared = any(r.get("comparison") for r in records)
     with_rss = any(_rss_peak(r) is not None for r in records)
 
@@ -98,7 +100,7 @@ def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
         # The peak RSS goes after p99, with the other measured figures.
         return head[:7] + ((rss,) if with_rss else ()) + head[7:] + tail
 
-    headers = joined(_HEADERS, "rss", ("baseline", "change") if compared else ())
+    headers = joined(_HEADERS, "rss", ("min", "baseline", "change") if compared else ())
     rows = [
         headers,
         *(joined(_row(r), mb_text(_rss_peak(r)), _versus(r) if compared else ()) for r in records),

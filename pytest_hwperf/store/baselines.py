@@ -159,6 +159,9 @@ class RunSummary:
     samples_ns: tuple[int, ...]
     reference_ms: float | None = None  # the reference workload's time in that run
     reference_kind: str | None = None  # which reference workload ("torch-mm/2")
+    # The regression gate's statistic: the fastest call, over every round of that run.
+    # None in runs saved before the gate compared it (they are not compared).
+    min_ms: float | None = None
 
     @classmethod
     def from_samples(
@@ -170,11 +173,14 @@ class RunSummary:
         block_size: int,
         reference_ms: float | None = None,
         reference_kind: str | None = None,
+        min_ms: float | None = None,
     ) -> RunSummary:
         """Summarise a run from all its samples, keeping at most ``SAMPLE_CAP`` of them.
 
         Median, mean and p95 are computed exactly as the measurement's own statistics
         are (``stats.percentile``), so a baseline's median equals the run's p50.
+        ``min_ms``: the gate's statistic when the run was measured in more rounds than
+        these samples hold (``--hwperf-confirm``); by default their fastest.
         """
         import numpy as np  # lazily: importing the plugin must not import numpy
 
@@ -202,6 +208,7 @@ class RunSummary:
             samples_ns=thin_samples(raw),
             reference_ms=reference_ms,
             reference_kind=reference_kind,
+            min_ms=float(ms[0]) if min_ms is None else float(min_ms),
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -213,6 +220,7 @@ class RunSummary:
             "n": self.n,
             "block_size": self.block_size,
             "median_ms": self.median_ms,
+            "min_ms": self.min_ms,
             "mean_ms": self.mean_ms,
             "p95_ms": self.p95_ms,
             "samples_ns": list(self.samples_ns),
@@ -245,6 +253,8 @@ class RunSummary:
             samples_ns=tuple(samples),
             reference_ms=_optional(record, "reference_ms", _float),
             reference_kind=_optional(record, "reference_kind", _str),
+            # Absent from runs saved before the gate compared the fastest call.
+            min_ms=_optional(record, "min_ms", _float) if "min_ms" in record else None,
         )
 
 
