@@ -233,9 +233,9 @@ OPTIONS: tuple[Option[Any], ...] = (
     ),
     Option(
         "confirm",
-        "Measure a suspected regression again, up to N more rounds; it fails only when"
-        " every round shows it, judged on the fastest call of all; under --hwperf-save every"
-        " round is measured (default 5; 0: never)",
+        "Rounds more that a run being saved, and a run whose first round looks like a"
+        " regression, are measured in; the gate judges the fastest call of all (default 5;"
+        " 0: one round always)",
         5,
         parse_rounds,
         "N",

@@ -15,6 +15,8 @@ import pytest
 QUICK = (
     "--hwperf",
     "--hwperf-max-time=0.3",
+    # One confirmation round rather than 5: these tests are not about how many.
+    "--hwperf-confirm=1",
     "--hwperf-warmup=0.01",
     "--hwperf-reference=off",
     "-p",
@@ -76,7 +78,7 @@ def test_unchanged_passes_slower_fails_its_test_other_hardware_has_no_baseline(
     slower.stdout.fnmatch_lines(
         [
             "hwperf: 'work' on cpu: regression: min * ms vs baseline * ms: +*% (*% CI +*%"
-            " to +*%), beyond the 10% threshold, p=*; fingerprint * (the fastest of 6 rounds)"
+            " to +*%), beyond the 10% threshold, p=*; fingerprint * (the fastest of 2 rounds)"
         ]
     )
     suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
