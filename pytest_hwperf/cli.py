@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 from pytest_hwperf import __version__
 from pytest_hwperf.report import ReportError, load_document, summary_lines
 from pytest_hwperf.report.terminal import ms_text
-from pytest_hwperf.store import BaselineStore, History, RunSummary, StoreError, measurement_key
+from pytest_hwperf.store import (
+    BaselineStore,
+    History,
+    RunSummary,
+    StoreError,
+    gate_runs,
+    measurement_key,
+)
 
 if TYPE_CHECKING:
     from pytest_hwperf.hardware.fingerprint import Fingerprint
@@ -454,14 +461,12 @@ def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
     digest = str(baseline.fingerprint["digest"])
     entries: dict[str, _Entry] = {}
     for key, runs in baseline.measurements.items():
-        # Runs saved before the gate compared the fastest call have no figure (as in
-        # the plugin, they are not compared).
-        usable = [run for run in runs if run.min_ms is not None and run.min_ms > 0]
+        usable = gate_runs(runs)  # as the plugin compares them
         entries[key] = (
             digest,
-            [float(run.min_ms or 0.0) for run in usable],
-            [run.reference_ms for run in usable],
-            [run.reference_kind for run in usable],
+            [value for _, value in usable],
+            [run.reference_ms for run, _ in usable],
+            [run.reference_kind for run, _ in usable],
         )
     return _Base(path, "baseline file", digest, baseline.fingerprint.get("label"), entries)
 
@@ -783,8 +788,7 @@ def _baseline_show(args: argparse.Namespace) -> int:
         if not runs:
             rows.append((key, "0", "-", "-", "-", "-", "-"))
             continue
-        # The gate's figure: the fastest call of each run (none in runs saved before it).
-        mins = [run.min_ms for run in runs if run.min_ms is not None and run.min_ms > 0]
+        mins = [value for _, value in gate_runs(runs)]  # the figures the gate compares
         latest = runs[-1]
         rows.append(
             (

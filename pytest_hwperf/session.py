@@ -406,16 +406,15 @@ class HwperfSession:
         """This run's statistic against the saved runs of `key` on this fingerprint, and
         the machine-speed factor the reference workload applied (None: none)."""
         from pytest_hwperf.regression import compare, drift_adjusted
+        from pytest_hwperf.store import gate_runs
 
         baseline = self._baseline()
-        runs = baseline.runs_for(key) if baseline is not None else ()
-        # Runs saved before the gate compared the fastest call have no figure to compare.
-        runs = tuple(run for run in runs if run.min_ms is not None and run.min_ms > 0)
+        runs = gate_runs(baseline.runs_for(key) if baseline is not None else ())
         values, drift = drift_adjusted(
-            [float(run.min_ms or 0.0) for run in runs],
-            [run.reference_ms for run in runs],
+            [value for _, value in runs],
+            [run.reference_ms for run, _ in runs],
             reference[0],
-            baseline_kinds=[run.reference_kind for run in runs],
+            baseline_kinds=[run.reference_kind for run, _ in runs],
             current_kind=reference[1],
         )
         found = compare(

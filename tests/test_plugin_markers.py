@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import pytest
+from _output import output_of
 
 QUICK = ("--hwperf-max-time=2", "--hwperf-warmup=0.01")
 
@@ -66,10 +67,6 @@ BAD_MARKERS = [
         id="throughput-zero-batch",
     ),
 ]
-
-
-def output_of(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
 
 
 def assert_no_plugin_traceback(result: pytest.RunResult) -> None:

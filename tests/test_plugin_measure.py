@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _output import output_of
 
 QUICK = ("--hwperf-max-time=2", "--hwperf-warmup=0.01")
 
@@ -54,10 +55,6 @@ REASON_RE = (
     r" [\d.]+% confidence\) breaches budget 5\.00 ms \((?P<over>\d+)/(?P<n>\d+) calls over"
     r" budget\)$"
 )
-
-
-def output_of(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
 
 
 def assert_no_traceback(result: pytest.RunResult) -> None:

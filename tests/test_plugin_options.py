@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _output import assert_clean, output_of
 
 from pytest_hwperf.options import OPTIONS
 
@@ -65,16 +66,6 @@ def test_undecidable(hwperf):
 def test_other():
     pass
 """
-
-
-def output_of(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
-
-
-def assert_clean(result: pytest.RunResult) -> None:
-    text = output_of(result)
-    assert "INTERNALERROR" not in text
-    assert "Traceback" not in text
 
 
 def ini(pytester: pytest.Pytester, **values: str) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _output import assert_clean
 
 from pytest_hwperf.options import Settings
 from pytest_hwperf.session import _profiled_breach
@@ -61,16 +62,6 @@ def targets_released(request):
     with open("kept.txt", "a") as fh:
         fh.write(f"{request.node.name} {PROFILE_TARGETS_KEY in request.node.stash}\\n")
 """
-
-
-def output_of(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
-
-
-def assert_clean(result: pytest.RunResult) -> None:
-    text = output_of(result)
-    assert "INTERNALERROR" not in text
-    assert "Traceback" not in text
 
 
 def records(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ from pytest_hwperf.store.baselines import (
     BaselineStore,
     RunSummary,
     StoreError,
+    gate_runs,
     measurement_key,
     thin_samples,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "TrendRow",
     "commit_label",
     "current_commit",
+    "gate_runs",
     "measurement_key",
     "thin_samples",
 ]

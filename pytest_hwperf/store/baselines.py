@@ -50,6 +50,7 @@ __all__ = [
     "BaselineStore",
     "RunSummary",
     "StoreError",
+    "gate_runs",
     "measurement_key",
     "thin_samples",
 ]
@@ -256,6 +257,12 @@ class RunSummary:
             # Absent from runs saved before the gate compared the fastest call.
             min_ms=_optional(record, "min_ms", _float) if "min_ms" in record else None,
         )
+
+
+def gate_runs(runs: Sequence[RunSummary]) -> list[tuple[RunSummary, float]]:
+    """The saved runs the regression gate can compare, each with its figure (the fastest
+    call): runs saved before the gate compared it have none and are passed over."""
+    return [(run, run.min_ms) for run in runs if run.min_ms is not None and run.min_ms > 0]
 
 
 @dataclass(frozen=True)
