@@ -324,18 +324,22 @@ def _positive_finite(name: str, value: float) -> float:
 DISTURBED_MADS = 3.0
 # ...and by more than this ratio at least (runs agreeing to 0.1% have a tiny MAD).
 DISTURBED_MIN_RATIO = 1.03
+# Saved runs needed before any is left out: among 3 or 4, a run unlike the others is as
+# likely a second state of the target (a slower code path some processes take) as a
+# disturbance, and leaving it out would leave too few runs to measure the spread.
+DISTURBED_MIN_RUNS = 5
 
 
 def disturbed_runs(values_ms: Sequence[float]) -> list[bool]:
     """Which saved runs were disturbed: slower than the others by far more than their
     spread (one-sided: interference only ever adds time, so a run far *faster* than the
-    rest is not noise). Needs `MIN_RUNS_FOR_SPREAD` runs; fewer are all kept.
+    rest is not noise). Needs `DISTURBED_MIN_RUNS` runs; fewer are all kept.
 
     The cut is `median(ln v) + max(3 * 1.4826 * MAD, ln 1.03)`: the median and the MAD
     are not moved by the disturbed runs themselves, as a mean and a standard deviation
     would be (one run at twice the time among ten raises their sd from 2% to 20%).
     """
-    if len(values_ms) < MIN_RUNS_FOR_SPREAD:
+    if len(values_ms) < DISTURBED_MIN_RUNS:
         return [False] * len(values_ms)
     logs = [math.log(_positive_finite("baseline value", v)) for v in values_ms]
     centre = _median(logs)
