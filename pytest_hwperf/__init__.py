@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pytest_hwperf.budgets import Outcome
+from pytest_hwperf.judge.budgets import Outcome
 from pytest_hwperf.warnings import HwperfEnvironmentWarning, HwperfWarning
 
 if TYPE_CHECKING:
-    from pytest_hwperf.fixtures import Hwperf
+    from pytest_hwperf.judge.compliance import BudgetVerdict
     from pytest_hwperf.measure import Measurement, Statistics
-    from pytest_hwperf.verdict import BudgetVerdict
+    from pytest_hwperf.plugin.fixtures import Hwperf
 
 __all__ = [
     "BudgetVerdict",
@@ -33,10 +33,10 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Hwperf": "pytest_hwperf.fixtures",
+    "Hwperf": "pytest_hwperf.plugin.fixtures",
     "Measurement": "pytest_hwperf.measure",
     "Statistics": "pytest_hwperf.measure",
-    "BudgetVerdict": "pytest_hwperf.verdict",
+    "BudgetVerdict": "pytest_hwperf.judge.compliance",
 }
 
 

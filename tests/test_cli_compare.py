@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from pytest_hwperf import cli
-from pytest_hwperf.regression import gate_ms
+from pytest_hwperf.judge.regression import gate_ms
+from pytest_hwperf.plugin.session import _median_ms
 from pytest_hwperf.report.terminal import ms_text
-from pytest_hwperf.session import _median_ms
 from pytest_hwperf.store import BaselineStore, measurement_key
 
 TARGET = """

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hwperf.markers import MARKERS
-from pytest_hwperf.options import OPTIONS
+from pytest_hwperf.plugin.markers import MARKERS
+from pytest_hwperf.plugin.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pytest_hwperf.markers import MARKERS
-from pytest_hwperf.options import OPTIONS
+from pytest_hwperf.plugin.markers import MARKERS
+from pytest_hwperf.plugin.options import OPTIONS
 
 yaml = pytest.importorskip("yaml", reason="reading the workflow needs pyyaml (the dev extra)")
 

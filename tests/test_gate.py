@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_hwperf.measure.observe import ThreadObservation
 from pytest_hwperf.workers.gate import Oversubscription, declared_gate, observed_gate
-from pytest_hwperf.workers.observe import ThreadObservation
 
 SOURCE = "affinity 0-1, no CPU quota"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_hwperf.judge.compliance import LatencyBudget, Outcome
 from pytest_hwperf.measure import SamplingPolicy, device_sync, measure
-from pytest_hwperf.verdict import LatencyBudget, Outcome
 
 pytestmark = pytest.mark.gpu
 

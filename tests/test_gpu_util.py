@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_hwperf.fixtures import _record_gpu_busy
 from pytest_hwperf.hardware.gpu import GpuInfo, GpuReport
 from pytest_hwperf.measure import Measurement
 from pytest_hwperf.measure.gpu_util import (
@@ -23,6 +22,7 @@ from pytest_hwperf.measure.gpu_util import (
     nvml_identity,
     utilization_sampler,
 )
+from pytest_hwperf.plugin.fixtures import _record_gpu_busy
 
 pynvml = pytest.importorskip("pynvml")
 

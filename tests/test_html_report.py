@@ -23,17 +23,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_hwperf.budgets import LatencyBudget, ThroughputBudget
 from pytest_hwperf.cli import main
+from pytest_hwperf.judge.budgets import LatencyBudget, ThroughputBudget
+from pytest_hwperf.judge.compliance import judge
+from pytest_hwperf.judge.regression import compare
 from pytest_hwperf.measure.result import Measurement
-from pytest_hwperf.regression import compare
 from pytest_hwperf.report import ReportError, build_document
 from pytest_hwperf.report.charts import duration
 from pytest_hwperf.report.html import CSP, read_history, render_html, write_html
 from pytest_hwperf.report.svg import Chart, Scale, histogram, linear_ticks, log_ticks, thin_steps
 from pytest_hwperf.report.sweep import sweeps
 from pytest_hwperf.store import History, TrendRow, measurement_key
-from pytest_hwperf.verdict import judge
 
 ROOT = Path(__file__).resolve().parent.parent
 EVIL_TEST = "tests/test_x.py::test_a[<script>alert(1)</script>]"

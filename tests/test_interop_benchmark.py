@@ -22,10 +22,8 @@ from typing import Any
 import numpy
 import pytest
 
-import pytest_hwperf.measure.result
-import pytest_hwperf.verdict  # noqa: F401
-from pytest_hwperf.budgets import LatencyBudget, Outcome, ThroughputBudget
-from pytest_hwperf.interop.benchmark import machine_info_block, measurement_from_benchmark
+from pytest_hwperf.judge.budgets import LatencyBudget, Outcome, ThroughputBudget
+from pytest_hwperf.measure.from_benchmark import machine_info_block, measurement_from_benchmark
 
 pytest.importorskip("pytest_benchmark")
 
@@ -38,8 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hwperf.budgets import LatencyBudget, ThroughputBudget
-from pytest_hwperf.interop.benchmark import measurement_from_benchmark
+from pytest_hwperf.judge.budgets import LatencyBudget, ThroughputBudget
+from pytest_hwperf.measure.from_benchmark import measurement_from_benchmark
 
 
 def dump(key, benchmark, budgets=(), alpha=0.01):
@@ -269,7 +267,7 @@ def test_benchmark_skip_never_runs_the_test(pytester: pytest.Pytester) -> None:
 def test_machine_info_carries_the_block_in_saved_json(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
-        from pytest_hwperf.interop.benchmark import machine_info_block
+        from pytest_hwperf.measure.from_benchmark import machine_info_block
 
         def pytest_benchmark_update_machine_info(config, machine_info):
             machine_info["hwperf"] = machine_info_block(
@@ -526,7 +524,7 @@ def test_module_imports_neither_numpy_nor_pytest_benchmark() -> None:
     import sys
 
     code = (
-        "import sys; import pytest_hwperf.interop.benchmark;"
+        "import sys; import pytest_hwperf.measure.from_benchmark;"
         " print(sorted(m for m in ('numpy', 'pytest_benchmark') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import psutil
 import pytest
 
-from pytest_hwperf.markers import MarkerError, MemoryMarker, read_spec
 from pytest_hwperf.measure.memory import (
     MB,
     GpuReaders,
@@ -26,6 +25,7 @@ from pytest_hwperf.measure.memory import (
     judge_memory,
     linux_readers,
 )
+from pytest_hwperf.plugin.markers import MarkerError, MemoryMarker, read_spec
 from pytest_hwperf.report.markdown import markdown_summary
 from pytest_hwperf.report.terminal import summary_lines
 

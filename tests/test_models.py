@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pytest_hwperf.fixtures import Hwperf
-from pytest_hwperf.markers import TestSpec
-from pytest_hwperf.models import ModelError, PreparedModel, prepare_model
-from pytest_hwperf.options import Settings
+from pytest_hwperf.measure.models import ModelError, PreparedModel, prepare_model
+from pytest_hwperf.plugin.fixtures import Hwperf
+from pytest_hwperf.plugin.markers import TestSpec
+from pytest_hwperf.plugin.options import Settings
 
 torch = pytest.importorskip("torch", reason="hwperf_model's torch paths need torch")
 

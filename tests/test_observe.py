@@ -16,8 +16,7 @@ import psutil
 import pytest
 
 from pytest_hwperf.hardware.cpu import format_cpu_list, read_affinity
-from pytest_hwperf.workers.gate import observed_gate
-from pytest_hwperf.workers.observe import (
+from pytest_hwperf.measure.observe import (
     ThreadObservation,
     ThreadSampler,
     classify_threads,
@@ -25,6 +24,7 @@ from pytest_hwperf.workers.observe import (
     read_thread_times,
     xdist_worker_count,
 )
+from pytest_hwperf.workers.gate import observed_gate
 
 # ------------------------------------------------------------------ synthetic
 

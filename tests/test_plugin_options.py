@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from _output import assert_clean, output_of
 
-from pytest_hwperf.options import OPTIONS
+from pytest_hwperf.plugin.options import OPTIONS
 
 QUICK = ("--hwperf-max-time=2", "--hwperf-warmup=0.01")
 

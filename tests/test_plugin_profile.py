@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from _output import assert_clean
 
-from pytest_hwperf.options import Settings
-from pytest_hwperf.session import _profiled_breach
+from pytest_hwperf.plugin.options import Settings
+from pytest_hwperf.plugin.session import _profiled_breach
 
 QUICK = (
     "--hwperf",
@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from pytest_hwperf.state import PROFILE_TARGETS_KEY
+from pytest_hwperf.plugin.keys import PROFILE_TARGETS_KEY
 
 
 def busy_loop():
@@ -310,7 +310,7 @@ def test_only_budget_and_regression_breaches_are_profiled(fields, settings, prof
 def test_a_target_measured_in_inference_mode_is_profiled_in_it():
     import torch
 
-    from pytest_hwperf.fixtures import _in_same_torch_mode
+    from pytest_hwperf.plugin.fixtures import _in_same_torch_mode
 
     def mode() -> tuple[bool, bool]:
         return torch.is_inference_mode_enabled(), torch.is_grad_enabled()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hwperf.profile import (
+from pytest_hwperf.profiling.profile import (
     SCALENE_HINT,
     SCALENE_WHOLE_RUN,
     Profile,
@@ -280,14 +280,14 @@ def test_ptrace_blocker_reads_yama_and_the_capabilities(tmp_path, scope, cap_eff
 def test_collapsed_stacks_count_only_the_target_below_the_loop():
     text = "\n".join(
         [
-            "<module> (run.py:1);_hwperf_profile_loop (pytest_hwperf/profile.py:9);"
+            "<module> (run.py:1);_hwperf_profile_loop (pytest_hwperf/profiling/profile.py:9);"
             "target (t.py:3);hot_spot (t.py:10) 60",
-            "<module> (run.py:1);_hwperf_profile_loop (pytest_hwperf/profile.py:9);"
+            "<module> (run.py:1);_hwperf_profile_loop (pytest_hwperf/profiling/profile.py:9);"
             "target (t.py:3) 20",
-            "<module> (run.py:1);_hwperf_profile_loop (pytest_hwperf/profile.py:9);"
+            "<module> (run.py:1);_hwperf_profile_loop (pytest_hwperf/profiling/profile.py:9);"
             "target (t.py:3);{built-in} 20",
             # the loop itself between two calls, and another thread: not the target
-            "<module> (run.py:1);_hwperf_profile_loop (pytest_hwperf/profile.py:9) 50",
+            "<module> (run.py:1);_hwperf_profile_loop (pytest_hwperf/profiling/profile.py:9) 50",
             "_bootstrap (threading.py:1);run (threading.py:2) 500",
             "",
             "garbage",

@@ -12,7 +12,7 @@ import pytest
 from scipy import integrate
 from scipy import stats as sps
 
-from pytest_hwperf.regression import (
+from pytest_hwperf.judge.regression import (
     IMPROVEMENT,
     NO_BASELINE,
     REGRESSION,
@@ -440,7 +440,7 @@ def test_record_stays_finite_for_absurd_bounds():
 
 
 def test_drift_adjusted_rescales_the_baseline_by_the_reference_ratio():
-    from pytest_hwperf.regression import drift_adjusted
+    from pytest_hwperf.judge.regression import drift_adjusted
 
     # The machine runs 1.45x slower now than when each baseline run was saved.
     medians, factor = drift_adjusted([1.0, 1.1], [50.0, 55.0], 72.5)
@@ -453,7 +453,7 @@ def test_drift_adjusted_rescales_the_baseline_by_the_reference_ratio():
 
 
 def test_a_slower_machine_is_not_a_regression_once_rescaled():
-    from pytest_hwperf.regression import compare, drift_adjusted
+    from pytest_hwperf.judge.regression import compare, drift_adjusted
 
     base = [1.00, 1.01, 0.99, 1.00, 1.02]
     refs = [50.0] * 5
@@ -466,7 +466,7 @@ def test_a_slower_machine_is_not_a_regression_once_rescaled():
 
 
 def test_drift_adjusted_only_rescales_against_a_reference_of_the_same_kind():
-    from pytest_hwperf.regression import drift_adjusted
+    from pytest_hwperf.judge.regression import drift_adjusted
 
     same = drift_adjusted(
         [1.0, 1.0],
@@ -492,7 +492,7 @@ def test_drift_adjusted_only_rescales_against_a_reference_of_the_same_kind():
 
 
 def test_drift_adjusted_ignores_a_gauge_that_moved_implausibly():
-    from pytest_hwperf.regression import drift_adjusted
+    from pytest_hwperf.judge.regression import drift_adjusted
 
     # A 500x slower reference says the gauge stalled, not that the machine did.
     assert drift_adjusted([1.0, 1.0], [0.05, 0.05], 25.0) == ([1.0, 1.0], None)
@@ -527,7 +527,7 @@ def test_busy_threads_counts_threads_over_a_fifth_of_a_core():
 
 
 def test_a_large_machine_speed_correction_makes_the_verdict_cautious():
-    from pytest_hwperf.regression import DRIFT_UNCERTAINTY, compare
+    from pytest_hwperf.judge.regression import DRIFT_UNCERTAINTY, compare
 
     base = [1.00, 1.01, 0.99, 1.00, 1.02, 0.99, 1.01, 1.00, 1.00, 0.99]
     # +20% against a tight baseline: a regression when the machine is as it was.

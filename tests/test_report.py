@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from pytest_hwperf.judge.compliance import LatencyBudget
 from pytest_hwperf.measure.sampler import SamplingPolicy, measure
 from pytest_hwperf.report import (
     SCHEMA_VERSION,
@@ -18,7 +19,6 @@ from pytest_hwperf.report import (
     summary_lines,
     write_document,
 )
-from pytest_hwperf.verdict import LatencyBudget
 
 MS = 1_000_000
 

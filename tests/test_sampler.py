@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
+from pytest_hwperf.judge.compliance import LatencyBudget, Outcome, ThroughputBudget
 from pytest_hwperf.measure.device import DeviceError, DeviceSync, device_sync, normalize_device
 from pytest_hwperf.measure.sampler import SamplingPolicy, measure, plan_samples
-from pytest_hwperf.verdict import LatencyBudget, Outcome, ThroughputBudget
 
 US = 1_000
 MS = 1_000_000

@@ -1,4 +1,4 @@
-"""pytest_hwperf.stats against scipy (a dev dependency) and first principles."""
+"""pytest_hwperf.judge.stats against scipy (a dev dependency) and first principles."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from pytest_hwperf import stats
+from pytest_hwperf.judge import stats
 
 REL = 1e-9
 TINY = 1e-300  # below this the relative comparison means nothing (denormals, underflow)

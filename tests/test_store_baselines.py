@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_hwperf import stats
+from pytest_hwperf.judge import stats
 from pytest_hwperf.store import (
     KEEP_RUNS,
     SAMPLE_CAP,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from pytest_hwperf.verdict import (
+from pytest_hwperf.judge.compliance import (
     BudgetVerdict,
     LatencyBudget,
     Outcome,

@@ -33,8 +33,8 @@ from _pool_factories import (
     sum_factory,
 )
 
-from pytest_hwperf.budgets import LatencyBudget, Outcome, ThroughputBudget
 from pytest_hwperf.hardware.cpu import read_affinity
+from pytest_hwperf.judge.budgets import LatencyBudget, Outcome, ThroughputBudget
 from pytest_hwperf.workers.pool import (
     TIMING_METHOD,
     PoolConfig,

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from pytest_hwperf import plugin
 from pytest_hwperf.hardware import cpu
+from pytest_hwperf.plugin import hooks as plugin
 
 
 def test_auto_workers_follow_the_cpu_quota(monkeypatch, pytestconfig):

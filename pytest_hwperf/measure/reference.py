@@ -47,7 +47,7 @@ class Reference:
 
 def thread_times() -> dict[int, float]:
     """CPU seconds used so far by each thread of this process (empty when unreadable)."""
-    from pytest_hwperf.workers.observe import read_thread_times
+    from pytest_hwperf.measure.observe import read_thread_times
 
     return read_thread_times(descendants=False).get(os.getpid(), {})
 
@@ -57,7 +57,7 @@ def busy_threads(before: dict[int, float], after: dict[int, float], window_s: fl
     (counted as the observed oversubscription gate counts them)."""
     if window_s <= 0:
         return 0
-    from pytest_hwperf.workers.observe import classify_threads
+    from pytest_hwperf.measure.observe import classify_threads
 
     verdicts = classify_threads({0: before}, {0: after}, window_s, BUSY_FRACTION)
     return sum(verdicts[0].values())

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_hwperf import stats
-from pytest_hwperf.verdict import BudgetVerdict, Outcome
+from pytest_hwperf.judge import stats
+from pytest_hwperf.judge.compliance import BudgetVerdict, Outcome
 
 __all__ = ["Measurement", "Statistics", "overall_outcome"]
 

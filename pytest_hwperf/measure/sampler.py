@@ -29,9 +29,9 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
+from pytest_hwperf.judge.compliance import Budget, BudgetVerdict, Outcome, judge
 from pytest_hwperf.measure.device import DeviceSync
 from pytest_hwperf.measure.result import Measurement
-from pytest_hwperf.verdict import Budget, BudgetVerdict, Outcome, judge
 
 __all__ = ["Plan", "SamplingPolicy", "measure", "plan_samples"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_hwperf.budgets import fmt_rate
+from pytest_hwperf.judge.budgets import fmt_rate
 
 __all__ = ["budget_text", "mb_text", "ms_text", "summary_lines"]
 

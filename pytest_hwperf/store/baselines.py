@@ -185,7 +185,7 @@ class RunSummary:
         """
         import numpy as np  # lazily: importing the plugin must not import numpy
 
-        from pytest_hwperf import stats
+        from pytest_hwperf.judge import stats
 
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")

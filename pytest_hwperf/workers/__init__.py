@@ -5,7 +5,7 @@
 - :mod:`pytest_hwperf.workers.placement`: disjoint CPU sets and one GPU per
   pytest-xdist worker.
 - :mod:`pytest_hwperf.workers.gate`: declared and observed oversubscription gates.
-- :mod:`pytest_hwperf.workers.observe`: which threads were busy during a measurement.
+- :mod:`pytest_hwperf.measure.observe`: which threads were busy during a measurement.
 - :mod:`pytest_hwperf.workers.pool`: N spawned worker processes, each building its
   model from a picklable factory under its own thread limit (and, when asked, CPU
   affinity), driven by a closed-loop load with every request timed in the parent.

@@ -7,7 +7,7 @@ describe the runner's overload, not the model, so such a configuration fails wit
 line that names the numbers and where the core count came from (DESIGN section 5).
 
 The declared gate checks ``workers x threads`` before anything runs; the observed gate
-checks what was busy during the measurement (see :mod:`pytest_hwperf.workers.observe`),
+checks what was busy during the measurement (see :mod:`pytest_hwperf.measure.observe`),
 which catches the configurations nobody declared, such as worker processes left at
 torch's default thread count. Both are pure functions of their inputs; what to do with
 a result (fail, warn, nothing) is the plugin's choice.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_hwperf.workers.observe import ThreadObservation
+from pytest_hwperf.measure.observe import ThreadObservation
 
 __all__ = ["Oversubscription", "declared_gate", "observed_gate"]
 

@@ -89,7 +89,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from pytest_hwperf.budgets import Budget
+    from pytest_hwperf.judge.budgets import Budget
     from pytest_hwperf.measure.result import Measurement
 
 __all__ = [
@@ -240,7 +240,7 @@ class PoolRun:
         return float(self.samples_ns.mean()) / 1e6
 
     def percentile_ms(self, pct: float) -> float:
-        from pytest_hwperf import stats
+        from pytest_hwperf.judge import stats
 
         return stats.percentile(self.samples_ns, pct) / 1e6
 
@@ -986,10 +986,10 @@ def measurement_from_run(
     """
     import numpy as np
 
-    from pytest_hwperf.budgets import ThroughputBudget
     from pytest_hwperf.hardware.cpu import format_cpu_list
+    from pytest_hwperf.judge.budgets import ThroughputBudget
+    from pytest_hwperf.judge.compliance import BudgetVerdict, Outcome, judge
     from pytest_hwperf.measure.result import Measurement
-    from pytest_hwperf.verdict import BudgetVerdict, Outcome, judge
 
     if run.samples_ns.size == 0:
         raise ValueError("the run has no samples")

@@ -9,11 +9,11 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pytest_hwperf.context import HardwareContext
-    from pytest_hwperf.markers import TestSpec
+    from pytest_hwperf.hardware.context import HardwareContext
     from pytest_hwperf.measure.device import DeviceSync
     from pytest_hwperf.measure.result import Measurement
-    from pytest_hwperf.options import Settings
+    from pytest_hwperf.plugin.markers import TestSpec
+    from pytest_hwperf.plugin.options import Settings
     from pytest_hwperf.workers.config import WorkerConfig
     from pytest_hwperf.workers.placement import Placement
 

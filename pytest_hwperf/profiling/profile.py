@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pytest_hwperf.profilers import PROFILERS, ProfilerChoice
+from pytest_hwperf.profiling.tools import PROFILERS, ProfilerChoice
 
 __all__ = [
     "PROFILERS",

@@ -51,7 +51,7 @@ class LatencyBudget:
         return f"{self.statistic} <= {fmt_ms(self.ms)}"
 
     def min_samples(self, alpha: float) -> int:
-        from pytest_hwperf import stats  # numpy: imported when measuring, not at start-up
+        from pytest_hwperf.judge import stats  # numpy: imported when measuring, not at start-up
 
         return stats.min_samples_for_compliance(self.percentile, alpha)
 

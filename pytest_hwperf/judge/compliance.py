@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_hwperf import stats
-from pytest_hwperf.budgets import (
+from pytest_hwperf.judge import stats
+from pytest_hwperf.judge.budgets import (
     Budget,
     LatencyBudget,
     Outcome,

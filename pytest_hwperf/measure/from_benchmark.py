@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pytest_hwperf.budgets import Budget
+from pytest_hwperf.judge.budgets import Budget
 
 if TYPE_CHECKING:
     from pytest_hwperf.measure.result import Measurement
@@ -50,8 +50,8 @@ def measurement_from_benchmark(
 
     import numpy as np
 
+    from pytest_hwperf.judge.compliance import BudgetVerdict, Outcome, judge
     from pytest_hwperf.measure.result import Measurement
-    from pytest_hwperf.verdict import BudgetVerdict, Outcome, judge
 
     seconds = np.asarray(data, dtype=np.float64)
     samples_ns = np.rint(np.clip(seconds, 0.0, None) * 1e9).astype(np.int64)

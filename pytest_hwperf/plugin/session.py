@@ -21,15 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hwperf.budgets import Outcome
-from pytest_hwperf.context import HardwareContext
 from pytest_hwperf.hardware import software_versions
-from pytest_hwperf.markers import TestSpec
-from pytest_hwperf.options import Settings
-from pytest_hwperf.report import ReportError, build_document, summary_lines, write_document
-from pytest_hwperf.report.advice import advice_lines
-from pytest_hwperf.report.sweep import sweep_lines, sweeps
-from pytest_hwperf.state import (
+from pytest_hwperf.hardware.context import HardwareContext
+from pytest_hwperf.judge.budgets import Outcome
+from pytest_hwperf.plugin.keys import (
     CONTEXT_KEY,
     DEVICE_KEY,
     MEASUREMENTS_KEY,
@@ -39,14 +34,19 @@ from pytest_hwperf.state import (
     SPEC_KEY,
     WORKER_CONFIG_KEY,
 )
+from pytest_hwperf.plugin.markers import TestSpec
+from pytest_hwperf.plugin.options import Settings
+from pytest_hwperf.report import ReportError, build_document, summary_lines, write_document
+from pytest_hwperf.report.advice import advice_lines
+from pytest_hwperf.report.sweep import sweep_lines, sweeps
 from pytest_hwperf.store import Baseline, BaselineStore, StoreError, commit_label
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pytest_hwperf.judge.regression import Comparison
     from pytest_hwperf.measure.device import DeviceSync
     from pytest_hwperf.measure.result import Measurement
-    from pytest_hwperf.regression import Comparison
 
 __all__ = ["REPORT_ATTR", "HwperfSession"]
 
@@ -70,7 +70,7 @@ def _drift_text(factor: float | None) -> str:
 
 
 def _median_ms(samples_ns: list[int]) -> float:
-    from pytest_hwperf import stats
+    from pytest_hwperf.judge import stats
 
     return stats.percentile(sorted(samples_ns), 50) / 1e6
 
@@ -194,7 +194,7 @@ def _section(records: list[dict[str, Any]]) -> str:
         )
         lines.extend(f"{record['name']}: note: {note}" for note in record["notes"])
         if record.get("profile"):
-            from pytest_hwperf.profile import profile_lines
+            from pytest_hwperf.profiling.profile import profile_lines
 
             lines.extend(profile_lines(record["name"], record["profile"]))
     return "\n".join(lines)
@@ -349,7 +349,12 @@ class HwperfSession:
         says why in `record["profile"]["error"]`, and the verdict stays as it was."""
         if self.settings.profile == "off":
             return
-        from pytest_hwperf.profile import Profile, artifact_base, resolve_tool, take_profile
+        from pytest_hwperf.profiling.profile import (
+            Profile,
+            artifact_base,
+            resolve_tool,
+            take_profile,
+        )
 
         for record in records:
             tool = resolve_tool(self.settings.profile, str(record["device"]))
@@ -405,7 +410,7 @@ class HwperfSession:
     ) -> tuple[Comparison, float | None]:
         """This run's statistic against the saved runs of `key` on this fingerprint, and
         the machine-speed factor the reference workload applied (None: none)."""
-        from pytest_hwperf.regression import compare, drift_adjusted
+        from pytest_hwperf.judge.regression import compare, drift_adjusted
         from pytest_hwperf.store import gate_runs
 
         baseline = self._baseline()
@@ -429,7 +434,7 @@ class HwperfSession:
         measurement, to measure it again (--hwperf-confirm) before the verdict. It asks
         at the level of a test with one measurement, which is the loosest a verdict of
         that test can be judged at, so every regression the verdict finds is confirmed."""
-        from pytest_hwperf.regression import REGRESSION, bonferroni_alpha
+        from pytest_hwperf.judge.regression import REGRESSION, bonferroni_alpha
         from pytest_hwperf.store import measurement_key
 
         if value_ms <= 0:
@@ -444,7 +449,7 @@ class HwperfSession:
         """Attach the comparison with this fingerprint's baseline to a measured record."""
         if record.get("mode") != "measured" or not record.get("samples_ns"):
             return
-        from pytest_hwperf.regression import STATISTIC, bonferroni_alpha, gate_ms
+        from pytest_hwperf.judge.regression import STATISTIC, bonferroni_alpha, gate_ms
         from pytest_hwperf.store import measurement_key
 
         fp = self.context.fingerprint
@@ -488,7 +493,7 @@ class HwperfSession:
     def _from_benchmark(self, item: pytest.Item, spec: TestSpec) -> list[Measurement]:
         """A test that times its target with pytest-benchmark's `benchmark` fixture is
         judged on that fixture's rounds (round means, not per-call latencies)."""
-        from pytest_hwperf.interop.benchmark import measurement_from_benchmark
+        from pytest_hwperf.measure.from_benchmark import measurement_from_benchmark
 
         fixture = getattr(item, "funcargs", {}).get("benchmark")
         found = measurement_from_benchmark(
@@ -640,7 +645,7 @@ class HwperfSession:
             self.history_errors.append(f"run history not recorded: {exc}")
 
     def _save_baseline(self, run_id: str, created: str, commit: str | None) -> None:
-        from pytest_hwperf.regression import gate_ms
+        from pytest_hwperf.judge.regression import gate_ms
         from pytest_hwperf.store import RunSummary, measurement_key
 
         by_fingerprint: dict[str, tuple[dict[str, Any], dict[str, RunSummary]]] = {}

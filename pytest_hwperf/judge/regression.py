@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from pytest_hwperf.budgets import fmt_ms
+from pytest_hwperf.judge.budgets import fmt_ms
 
 __all__ = [
     "IMPROVEMENT",

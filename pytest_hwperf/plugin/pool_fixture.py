@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hwperf.state import AFFINITY_KEY, MEASUREMENTS_KEY, SETTINGS_KEY, SPEC_KEY
+from pytest_hwperf.plugin.keys import AFFINITY_KEY, MEASUREMENTS_KEY, SETTINGS_KEY, SPEC_KEY
 
 if TYPE_CHECKING:
-    from pytest_hwperf.fixtures import Hwperf
     from pytest_hwperf.measure.memory import MemoryTracker
+    from pytest_hwperf.plugin.fixtures import Hwperf
     from pytest_hwperf.workers.pool import PoolRun, WorkerPool
 
 __all__ = ["PoolHandle", "WorkerPools", "worker_pool"]
@@ -69,7 +69,7 @@ class WorkerPools:
         threads: int | None = None,
         pin: bool = False,
     ) -> PoolHandle:
-        from pytest_hwperf.fixtures import declared_config
+        from pytest_hwperf.plugin.fixtures import declared_config
         from pytest_hwperf.workers.config import WorkerConfig
         from pytest_hwperf.workers.pool import PoolConfig, WorkerError, WorkerPool
 

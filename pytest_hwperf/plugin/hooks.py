@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from pytest_hwperf.context import HardwareContext
-from pytest_hwperf.fixtures import (
+from pytest_hwperf.hardware.context import HardwareContext
+from pytest_hwperf.plugin.fixtures import (
     declared_config,
     device,
     hwinfo,
@@ -28,10 +28,7 @@ from pytest_hwperf.fixtures import (
     skip_or_fail,
     worker_config,
 )
-from pytest_hwperf.markers import MARKERS, MarkerError, marker_help, read_spec
-from pytest_hwperf.options import add_options, resolve_settings
-from pytest_hwperf.pool_fixture import worker_pool
-from pytest_hwperf.state import (
+from pytest_hwperf.plugin.keys import (
     AFFINITY_KEY,
     CONTEXT_KEY,
     MARKER_ERROR_KEY,
@@ -39,6 +36,9 @@ from pytest_hwperf.state import (
     SETTINGS_KEY,
     SPEC_KEY,
 )
+from pytest_hwperf.plugin.markers import MARKERS, MarkerError, marker_help, read_spec
+from pytest_hwperf.plugin.options import add_options, resolve_settings
+from pytest_hwperf.plugin.pool_fixture import worker_pool
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning, HwperfWarning
 
 __all__ = ["device", "hwinfo", "hwperf", "hwperf_model", "worker_config", "worker_pool"]
@@ -116,7 +116,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 stacklevel=2,
             )
     if settings.enabled:
-        from pytest_hwperf.session import HwperfSession
+        from pytest_hwperf.plugin.session import HwperfSession
 
         config.pluginmanager.register(HwperfSession(config, settings), _SESSION_NAME)
 
@@ -275,7 +275,7 @@ def pytest_benchmark_update_machine_info(
 ) -> None:
     """pytest-benchmark's saved machine_info gains an `hwperf` block: usable cores and
     their source, GPUs, thread pools and the fingerprint (its own has none of them)."""
-    from pytest_hwperf.interop.benchmark import machine_info_block
+    from pytest_hwperf.measure.from_benchmark import machine_info_block
 
     context = _context(config)
     fp = context.fingerprint

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pytest_hwperf.budgets import Budget, LatencyBudget, ThroughputBudget
 from pytest_hwperf.hardware.requirements import HardwareRequirements
+from pytest_hwperf.judge.budgets import Budget, LatencyBudget, ThroughputBudget
 
 __all__ = [
     "MARKERS",

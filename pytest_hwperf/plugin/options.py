@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 import pytest
 
-from pytest_hwperf.profilers import PROFILERS, ProfilerChoice
+from pytest_hwperf.profiling.tools import PROFILERS, ProfilerChoice
 
 __all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve_settings"]
 
@@ -92,7 +92,7 @@ def parse_devices(raw: str) -> tuple[str, ...]:
 
 
 def parse_percent(raw: str) -> float:
-    from pytest_hwperf.regression import parse_threshold
+    from pytest_hwperf.judge.regression import parse_threshold
 
     return parse_threshold(raw)
 

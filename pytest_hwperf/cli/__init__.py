@@ -341,7 +341,7 @@ def _number(value: object) -> float | None:
 def _gate_ms(record: Mapping[str, Any]) -> float:
     """The figure the plugin's gate compares for a record (the very function it uses):
     the fastest call over every round; 0.0 when there is none."""
-    from pytest_hwperf.regression import gate_ms
+    from pytest_hwperf.judge.regression import gate_ms
 
     try:
         value = gate_ms(record)
@@ -535,7 +535,7 @@ def _alpha(
 ) -> float:
     """The per-comparison level the plugin used (carried by the record) unless --alpha
     is given; then it replaces the session's level with the same Bonferroni family."""
-    from pytest_hwperf.regression import bonferroni_alpha
+    from pytest_hwperf.judge.regression import bonferroni_alpha
 
     if recorded is not None and recorded <= 0.5:
         if given is None:
@@ -562,7 +562,7 @@ def compare_files(
     When an input cannot be used it raises StoreError, ReportError, OSError or
     ValueError, with a one-line message naming the file; BASE is never written to.
     """
-    from pytest_hwperf.regression import NO_BASELINE, REGRESSION, compare, drift_adjusted
+    from pytest_hwperf.judge.regression import NO_BASELINE, REGRESSION, compare, drift_adjusted
 
     base = _load_base(base_path)
     document = _load_report(new_path)
@@ -909,7 +909,7 @@ def _trend_text(runs: Sequence[Any]) -> str:
 
 
 def _percent_arg(raw: str) -> float:
-    from pytest_hwperf.regression import parse_threshold
+    from pytest_hwperf.judge.regression import parse_threshold
 
     try:
         return parse_threshold(raw)

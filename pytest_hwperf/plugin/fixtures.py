@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 
-from pytest_hwperf.context import HardwareContext
-from pytest_hwperf.markers import TestSpec
-from pytest_hwperf.models import ModelError, PreparedModel, is_torch_module, prepare_model
-from pytest_hwperf.options import Settings
-from pytest_hwperf.state import (
+from pytest_hwperf.hardware.context import HardwareContext
+from pytest_hwperf.measure.models import ModelError, PreparedModel, is_torch_module, prepare_model
+from pytest_hwperf.plugin.keys import (
     CONTEXT_KEY,
     DEVICE_KEY,
     MEASUREMENTS_KEY,
@@ -25,6 +23,8 @@ from pytest_hwperf.state import (
     SPEC_KEY,
     WORKER_CONFIG_KEY,
 )
+from pytest_hwperf.plugin.markers import TestSpec
+from pytest_hwperf.plugin.options import Settings
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning
 from pytest_hwperf.workers.config import WorkerConfig, applied_threads
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pytest_hwperf.hardware.memory import MemoryInfo
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
     from pytest_hwperf.measure.gpu_util import GpuUtilizationSampler
-    from pytest_hwperf.workers.observe import ThreadSampler
+    from pytest_hwperf.measure.observe import ThreadSampler
 
 # The measuring modules (numpy, threadpoolctl) are imported on the first measurement,
 # so that a test run that never measures pays nothing for them at start-up.
@@ -132,7 +132,7 @@ class Hwperf:
         if self._usable is None or self._settings.oversubscription == "off":
             yield None
             return
-        from pytest_hwperf.workers.observe import ThreadSampler
+        from pytest_hwperf.measure.observe import ThreadSampler
 
         sampler = ThreadSampler(busy_fraction=OBSERVED_BUSY_FRACTION)
         with sampler:
@@ -412,7 +412,7 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
 
 def _suspect_for(request: pytest.FixtureRequest) -> Callable[[str, str, float], bool] | None:
     """The session's "would this be a regression?" for this test, when there is one."""
-    from pytest_hwperf.plugin import _SESSION_NAME
+    from pytest_hwperf.plugin.hooks import _SESSION_NAME
 
     session = request.config.pluginmanager.get_plugin(_SESSION_NAME)
     if session is None or not hasattr(session, "suspects_regression"):

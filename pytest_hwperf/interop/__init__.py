@@ -1,1 +1,0 @@
-"""Interoperation with other pytest plugins (pytest-benchmark)."""

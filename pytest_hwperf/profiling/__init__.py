@@ -1,0 +1,1 @@
+"""Profiling what fails: the tools' names (cheap) and taking a profile (on demand)."""
