@@ -10,7 +10,10 @@ import json
 from typing import Any
 
 import pytest
+from _output import FAST_RUN
+from _typed_records import typed_all
 
+from pytest_hwperf.records.codec import to_json_object
 from pytest_hwperf.report.advice import (
     advice_lines,
     device_advice,
@@ -63,13 +66,22 @@ def record(
     }
 
 
+def advise(
+    records: list[dict[str, Any]],
+    unmeasured: dict[str, dict[str, str]],
+    failed: dict[str, dict[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """`device_advice` of the typed records of `records`."""
+    return device_advice(typed_all(records), unmeasured, failed)
+
+
 def only(advice: list[dict[str, Any]]) -> dict[str, Any]:
     assert len(advice) == 1, advice
     return advice[0]
 
 
 def test_cpu_and_cuda_both_pass_recommends_cpu():
-    found = only(device_advice([record("cuda:0", "pass", p50_ms=0.2), record("cpu", "pass")], {}))
+    found = only(advise([record("cuda:0", "pass", p50_ms=0.2), record("cpu", "pass")], {}))
     assert found["met"] == ["cpu", "cuda:0"]
     assert found["recommended"] == "cpu"
     assert found["fastest"] == "cuda:0"
@@ -79,9 +91,7 @@ def test_cpu_and_cuda_both_pass_recommends_cpu():
 
 def test_cpu_fails_and_cuda_passes_recommends_cuda():
     found = only(
-        device_advice(
-            [record("cpu", "fail", p50_ms=80.0, breach=True), record("cuda:0", "pass")], {}
-        )
+        advise([record("cpu", "fail", p50_ms=80.0, breach=True), record("cuda:0", "pass")], {})
     )
     assert found["met"] == ["cuda:0"]
     assert found["recommended"] == "cuda:0"
@@ -97,20 +107,18 @@ def test_a_breach_without_a_failed_budget_is_not_met():
     the test though every budget passed: that device did not meet its budget."""
     breached = record("cpu", "pass", breach=True)
     breached["comparison"] = {"outcome": "regression", "reason": "+40% slower"}
-    found = only(device_advice([breached, record("cuda:0", "pass")], {}))
+    found = only(advise([breached, record("cuda:0", "pass")], {}))
     assert found["recommended"] == "cuda:0"
     assert found["devices"][0]["reason"] == "regression: +40% slower"
 
 
 def test_an_inconclusive_budget_is_not_met():
-    found = only(device_advice([record("cpu", "inconclusive"), record("mps", "pass")], {}))
+    found = only(advise([record("cpu", "inconclusive"), record("mps", "pass")], {}))
     assert found["recommended"] == "mps"
 
 
 def test_none_pass_says_none_met():
-    found = only(
-        device_advice([record("cpu", "fail", breach=True), record("cuda:0", "inconclusive")], {})
-    )
+    found = only(advise([record("cpu", "fail", breach=True), record("cuda:0", "inconclusive")], {}))
     assert found["recommended"] is None
     assert found["met"] == []
     assert found["text"] == (
@@ -121,7 +129,7 @@ def test_none_pass_says_none_met():
 
 def test_unmeasured_devices_are_listed_with_why():
     unmeasured = {GROUP: {"cuda": "no CUDA device on this machine: NVML reports 0 GPUs"}}
-    found = only(device_advice([record("cpu", "pass")], unmeasured))
+    found = only(advise([record("cpu", "pass")], unmeasured))
     assert found["unmeasured"] == [
         {"device": "cuda", "reason": "no CUDA device on this machine: NVML reports 0 GPUs"}
     ]
@@ -135,14 +143,12 @@ def test_unmeasured_devices_are_listed_with_why():
 
 def test_a_measured_device_is_not_listed_as_unmeasured():
     records = [record("cpu", "pass"), record("mps", "pass")]
-    found = only(device_advice(records, {GROUP: {"cpu": "skipped: odd"}}))
+    found = only(advise(records, {GROUP: {"cpu": "skipped: odd"}}))
     assert found["unmeasured"] == []
 
 
 def test_no_budget_names_the_fastest():
-    found = only(
-        device_advice([record("cpu", None, p50_ms=4.0), record("cuda:0", None, p50_ms=0.5)], {})
-    )
+    found = only(advise([record("cpu", None, p50_ms=4.0), record("cuda:0", None, p50_ms=0.5)], {}))
     assert found["recommended"] is None
     assert found["fastest"] == "cuda:0"
     assert {d["status"] for d in found["devices"]} == {"no budget"}
@@ -155,7 +161,7 @@ def test_a_device_where_the_test_failed_on_its_own_is_never_recommended():
     """Its budget passed, but the test's own assertion failed there (wrong output)."""
     records = [record("cpu", "fail", breach=True), record("cuda:0", "pass", p50_ms=0.1)]
     failed = {GROUP: {"cuda:0": "failed: assert 0.5 == 1.0"}}
-    found = only(device_advice(records, {}, failed))
+    found = only(advise(records, {}, failed))
     assert found["recommended"] is None
     assert found["devices"][1] == {
         "device": "cuda:0",
@@ -173,7 +179,7 @@ def test_a_device_where_the_test_failed_on_its_own_is_never_recommended():
 
 def test_no_budget_leaves_a_failed_device_out_of_the_fastest():
     records = [record("cpu", None, p50_ms=4.0), record("cuda:0", None, p50_ms=0.5)]
-    found = only(device_advice(records, {}, {GROUP: {"cuda:0": "failed: boom"}}))
+    found = only(advise(records, {}, {GROUP: {"cuda:0": "failed: boom"}}))
     assert found["fastest"] == "cpu"
     assert found["text"] == (
         f"{GROUP}: no budget; fastest: cpu (median: cpu 4.00ms; test failed on: cuda:0)"
@@ -184,14 +190,14 @@ def test_a_memory_verdict_counts_as_a_budget():
     """The memory marker judges onto the record's outcome without a `budgets` entry."""
     over = record("cpu", None)
     over.update(outcome="fail", breach=True, memory={"outcome": "fail", "reason": "rss 900 MB"})
-    found = only(device_advice([over, record("cuda:0", "pass")], {}))
+    found = only(advise([over, record("cuda:0", "pass")], {}))
     assert found["recommended"] == "cuda:0"
     assert found["devices"][0]["reason"] == "memory: rss 900 MB"
 
 
 def test_a_single_device_without_anything_unmeasured_gets_no_advice():
-    assert device_advice([record("cpu", "pass")], {}) == []
-    assert device_advice([record("cpu", "pass")], {GROUP: {}}) == []
+    assert advise([record("cpu", "pass")], {}) == []
+    assert advise([record("cpu", "pass")], {GROUP: {}}) == []
 
 
 def test_records_without_a_device_group_are_not_compared():
@@ -199,7 +205,7 @@ def test_records_without_a_device_group_are_not_compared():
     del plain["device_group"], plain["device_param"]
     other = record("cuda:0", "pass")
     del other["device_group"], other["device_param"]
-    assert device_advice([plain, other], {}) == []
+    assert advise([plain, other], {}) == []
 
 
 def test_groups_keep_their_order_and_several_measurements_add_up():
@@ -211,7 +217,7 @@ def test_groups_keep_their_order_and_several_measurements_add_up():
         record("cpu", "pass", group="t.py::a"),
         record("mps", "pass", group="t.py::a"),
     ]
-    first, second = device_advice(records, {})
+    first, second = advise(records, {})
     assert (first["test"], second["test"]) == ("t.py::b", "t.py::a")
     assert first["devices"][0]["median_ms"] == pytest.approx(3.0)
     assert first["devices"][0]["measurements"] == 2
@@ -227,7 +233,7 @@ def test_idle_gpu_is_called_out():
             "idle_below_pct": 30.0}  # fmt: skip
     busy = dict(idle, mean_pct=85.0)
     found = only(
-        device_advice([record("cpu", "pass"), record("cuda:0", "pass", gpu_utilization=idle)], {})
+        advise([record("cpu", "pass"), record("cuda:0", "pass", gpu_utilization=idle)], {})
     )
     assert found["idle_gpus"] == [
         {"device": "cuda:0", "name": "predict", "mean_pct": 12.0, "idle_below_pct": 30.0}
@@ -237,7 +243,7 @@ def test_idle_gpu_is_called_out():
         " likely too small for this GPU (batch more, or serve it on CPU)"
     )
     busy_advice = only(
-        device_advice([record("cpu", "pass"), record("cuda:0", "pass", gpu_utilization=busy)], {})
+        advise([record("cpu", "pass"), record("cuda:0", "pass", gpu_utilization=busy)], {})
     )
     assert busy_advice["idle_gpus"] == []
 
@@ -247,7 +253,7 @@ def test_idle_gpu_of_a_test_without_the_device_fixture_is_still_called_out():
             "idle_below_pct": 30.0}  # fmt: skip
     plain = record("cuda:0", "pass", gpu_utilization=idle)
     del plain["device_group"], plain["device_param"]
-    found = only(device_advice([plain], {}))
+    found = only(advise([plain], {}))
     assert found["text"] is None
     assert advice_lines([found]) == [
         f"{plain['test_id']}: {idle_gpu_line('cuda:0', 3.0, 'predict')}"
@@ -287,25 +293,27 @@ def test_device_group_removes_only_the_device_id(nodeid, ids, expected):
 
 
 def test_json_document_carries_the_advice_and_keeps_its_schema_version():
-    advice = device_advice([record("cpu", "pass"), record("cuda:0", "pass")], {})
+    advice = advise([record("cpu", "pass"), record("cuda:0", "pass")], {})
     document = build_document([], environment={}, settings={}, plugin_version=None, advice=advice)
-    assert document["schema_version"] == SCHEMA_VERSION == 1
-    assert document["advice"] == advice
-    json.dumps(document, allow_nan=False)  # JSON-clean
-    assert build_document([], environment={}, settings={}, plugin_version=None)["advice"] == []
+    assert document.schema_version == SCHEMA_VERSION == 1
+    assert list(document.advice) == advice
+    data = to_json_object(document)
+    assert data["advice"] == advice
+    json.dumps(data, allow_nan=False)  # JSON-clean
+    assert build_document([], environment={}, settings={}, plugin_version=None).advice == ()
 
 
 def test_markdown_lists_the_advice():
     records = [record("cpu", "pass"), record("cuda:0", "pass")]
-    text = markdown_summary(records, advice=device_advice(records, {}))
+    text = markdown_summary(typed_all(records), advice=advise(records, {}))
     assert "### Device advice" in text
     assert f"- {GROUP}: recommend cpu, the cheapest device that met its budget" in text
-    assert "### Device advice" not in markdown_summary(records)
+    assert "### Device advice" not in markdown_summary(typed_all(records))
 
 
 # -- through the plugin, on this CPU-only machine --------------------------------------
 
-QUICK = ("--hwperf-max-time=1", "--hwperf-warmup=0.01", "-p", "no:randomly")
+QUICK = (*FAST_RUN, "-p", "no:randomly")
 
 DEVICE_TESTS = """
 import time

@@ -8,22 +8,29 @@ import sys
 from importlib.metadata import version
 
 import pytest
+from _typed_records import typed, typed_all
 
 import pytest_hwperf
 from pytest_hwperf import cli
+from pytest_hwperf.records.codec import to_json
 from pytest_hwperf.report import build_document, summary_lines, write_document
 
 
 def record(test_id, outcome, p99_ms):
-    return {
-        "test_id": test_id,
-        "name": "forward",
-        "device": "cpu",
-        "outcome": outcome,
-        "stats": {"n": 459, "mean_ms": 1.0, "p50_ms": 0.9, "p95_ms": 1.5, "p99_ms": p99_ms},
-        "timing": {"block_size": 1},
-        "budgets": [{"kind": "latency", "percentile": 99.0, "budget_ms": 5.0}],
-    }
+    """A complete record as the JSON report carries it."""
+    return to_json(
+        typed(
+            {
+                "test_id": test_id,
+                "name": "forward",
+                "device": "cpu",
+                "outcome": outcome,
+                "stats": {"n": 459, "mean_ms": 1.0, "p50_ms": 0.9, "p95_ms": 1.5, "p99_ms": p99_ms},
+                "timing": {"block_size": 1},
+                "budgets": [{"kind": "latency", "percentile": 99.0, "budget_ms": 5.0}],
+            }
+        )
+    )
 
 
 @pytest.fixture
@@ -32,7 +39,7 @@ def report_path(tmp_path):
         record("tests/t.py::test_ok", "pass", 2.0),
         record("tests/t.py::test_bad", "fail", 9),
     ]
-    doc = build_document(records, environment={}, settings={}, plugin_version="0")
+    doc = build_document(typed_all(records), environment={}, settings={}, plugin_version="0")
     path = tmp_path / "out" / "hwperf.json"
     write_document(path, doc)
     return path, records
@@ -43,7 +50,7 @@ def test_report_prints_the_table(report_path, capsys):
     assert cli.main(["report", str(path)]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    assert out.splitlines() == summary_lines(records)
+    assert out.splitlines() == summary_lines(typed_all(records))
     assert "tests/t.py::test_ok" in out
     assert "FAIL" in out
     assert "p99<=5.00ms" in out
@@ -63,6 +70,11 @@ def test_report_without_measurements(tmp_path, capsys):
         ("{not json", "is not valid JSON"),
         ('{"measurements": []}', "no schema_version"),
         (json.dumps({"schema_version": 2}), "schema version 2"),
+        (
+            json.dumps({"schema_version": 1, "measurements": [{"test_id": "t"}]}),
+            "measurements[0]: missing 'name'",
+        ),
+        (json.dumps({"schema_version": 1, "measurements": {}}), "measurements: expected an array"),
     ],
 )
 def test_report_bad_file_is_a_one_line_error(tmp_path, capsys, content, why):

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _output import load_json
 
 from pytest_hwperf import cli
-from pytest_hwperf.judge.regression import gate_ms
-from pytest_hwperf.plugin.session import _median_ms
+from pytest_hwperf.plugin.writing import _median_ms
+from pytest_hwperf.records.codec import measurement_from_json
 from pytest_hwperf.report.terminal import ms_text
 from pytest_hwperf.store import BaselineStore, measurement_key
 
@@ -51,6 +52,8 @@ TOLERANT_KEY = measurement_key("test_target.py::test_tolerant", "sleep", "cpu")
 # Sleeping targets do not follow the CPU's speed: no reference rescaling for them.
 QUICK = (
     "--hwperf",
+    # Not FAST_RUN's limit: the 2 ms targets have no budget, so a measurement lasts its
+    # whole time limit; 0.3 s keeps the five runs of the shared project short.
     "--hwperf-max-time=0.3",
     # One confirmation round rather than 5: these tests are not about how many.
     "--hwperf-confirm=1",
@@ -96,11 +99,6 @@ def baseline_file(project: Path) -> Path:
     return path
 
 
-def load(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
-
-
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
@@ -114,7 +112,7 @@ def comparisons_of(path: Path) -> dict[str, dict[str, Any]]:
     """What the plugin recorded: each measurement's comparison, by key."""
     return {
         measurement_key(m["test_id"], m["name"], m["device"]): m["comparison"]
-        for m in load(path)["measurements"]
+        for m in load_json(path)["measurements"]
     }
 
 
@@ -186,15 +184,15 @@ def test_compare_two_reports(project, capsys):
     assert (code, err) == (1, "")
     assert out.startswith("base: same.json (report, fingerprint ")
     assert "REGRESSION" in out
-    same = load(project / "same.json")["measurements"][0]
-    slow = load(project / "slow.json")["measurements"][0]
+    same = load_json(project / "same.json")["measurements"][0]
+    slow = load_json(project / "slow.json")["measurements"][0]
     assert (slow["test_id"], same["test_id"]) == (TEST_ID, TEST_ID)
     code, out, _ = run_cli(capsys, "compare", "same.json", "slow.json", "--json")
     entry = json.loads(out)["comparisons"][0]
     assert entry["key"] == KEY
     # The baseline is the other report's one run: its fastest call (over its rounds).
-    assert entry["comparison"]["baseline_ms"] == pytest.approx(gate_ms(same))
-    assert entry["comparison"]["current_ms"] == pytest.approx(gate_ms(slow))
+    assert entry["comparison"]["baseline_ms"] == pytest.approx(measurement_from_json(same).gate_ms)
+    assert entry["comparison"]["current_ms"] == pytest.approx(measurement_from_json(slow).gate_ms)
     assert entry["comparison"]["statistic"] == "min"
     assert entry["comparison"]["baseline_runs"] == 1
     assert entry["comparison"]["alpha"] == slow["comparison"]["alpha"]
@@ -206,7 +204,7 @@ def test_compare_two_reports(project, capsys):
 
 
 def test_compare_never_across_fingerprints(project, capsys):
-    document = load(project / "slow.json")
+    document = load_json(project / "slow.json")
     document["environment"]["fingerprint"]["digest"] = "0ther"
     for record in document["measurements"]:
         record["fingerprint"]["digest"] = "0ther"
@@ -284,7 +282,7 @@ def test_unusable_inputs_exit_2_with_one_line(project, capsys, argv, why):
 
 def test_baseline_list(project, capsys):
     path = baseline_file(project)
-    label = load(path)["fingerprint"]["label"]
+    label = load_json(path)["fingerprint"]["label"]
     code, out, err = run_cli(capsys, "baseline", "list")
     assert (code, err) == (0, "")
     header, row = out.splitlines()
@@ -329,7 +327,7 @@ def test_baseline_accept_makes_the_slow_run_the_baseline(project, pytester, monk
     assert (code, err) == (0, "")
     assert out.startswith(f"baseline accepted: {Path('.hwperf') / 'baselines' / path.name} (")
     (run,) = BaselineStore(project / ".hwperf").load(path.stem).runs_for(KEY)
-    slow = load(project / "slow.json")["measurements"][0]
+    slow = load_json(project / "slow.json")["measurements"][0]
     assert run.median_ms == pytest.approx(_median_ms(slow["samples_ns"]))
     assert run.n == len(slow["samples_ns"])
 
@@ -357,7 +355,7 @@ def test_history_prints_the_runs_oldest_first(project, capsys):
     digest = baseline_file(project).stem
     assert {row[2] for row in rows} == {digest}
     medians = [
-        _median_ms(load(project / name)["measurements"][0]["samples_ns"])
+        _median_ms(load_json(project / name)["measurements"][0]["samples_ns"])
         for name in ("slow.json", "same.json")
     ]
     assert [row[4] for row in rows[-2:]] == [ms_text(m) for m in medians]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_hwperf import cli
+from pytest_hwperf.cli.info import info_lines, serving_recommendations
 from pytest_hwperf.hardware import Machine, fingerprint
 from pytest_hwperf.hardware import machine as machine_module
 from pytest_hwperf.hardware.cpu import CpuInfo, CpuQuota
@@ -243,7 +244,7 @@ def test_rendering_json_of_a_machine_built_by_hand(fake_detection, capsys):
     assert document["cpu"] == machine.cpu.to_record()
     assert document["gpus"]["reason"] == "no NVIDIA driver library"
     assert document["libraries_loaded"] == {"numpy": "loaded", "torch": "x"}
-    assert document["recommendations"] == cli.serving_recommendations(3)
+    assert document["recommendations"] == serving_recommendations(3)
 
 
 def test_a_degraded_reading_is_a_warning_line_not_a_traceback(fake_detection, capsys):
@@ -277,12 +278,12 @@ def test_torch_not_loaded_is_stated(fake_detection, capsys):
 
 def test_serving_recommendations_use_every_core_once():
     for cores in (1, 2, 8):
-        advice = cli.serving_recommendations(cores)
+        advice = serving_recommendations(cores)
         for key in ("many_small_requests", "large_model_latency"):
             layout = advice[key]
             assert layout["workers"] * layout["threads_per_worker"] == cores
             assert layout["why"]
-    assert cli.serving_recommendations(0)["usable_cores"] == 1
+    assert serving_recommendations(0)["usable_cores"] == 1
 
 
 def test_help_lists_info(capsys):
@@ -301,7 +302,7 @@ def test_hidden_gpus_alone_are_no_gpu_with_the_reason():
         cuda_visible_devices="",
     )
     machine = replace(fake_machine(), gpus=report)
-    lines = cli.info_lines(machine, fingerprint(machine))
+    lines = info_lines(machine, fingerprint(machine))
     assert "  no GPU: 0 GPUs visible (CUDA_VISIBLE_DEVICES='')" in lines
 
 

@@ -22,7 +22,7 @@ from pytest_hwperf.measure.gpu_util import (
     nvml_identity,
     utilization_sampler,
 )
-from pytest_hwperf.plugin.fixtures import _record_gpu_busy
+from pytest_hwperf.records.codec import to_json
 
 pynvml = pytest.importorskip("pynvml")
 
@@ -231,7 +231,7 @@ def test_record_and_idle_threshold():
     figure = GpuUtilization(12.0, 40.0, 9, "nvml-samples")
     assert figure.mostly_idle
     assert not GpuUtilization(IDLE_BELOW_PCT, 40.0, 9, "nvml-samples").mostly_idle
-    assert figure.to_record() == {
+    assert to_json(figure.record()) == {
         "mean_pct": 12.0,
         "max_pct": 40.0,
         "samples": 9,
@@ -306,7 +306,7 @@ def measurement() -> Measurement:
 def test_an_idle_gpu_is_called_out_on_the_measurement():
     nvml = FakeNVML([nvml_sample(START_US + i, v) for i, v in enumerate([8, 12, 16], 1)])
     m = measurement()
-    _record_gpu_busy(m, run(nvml))
+    run(nvml).apply(m)
     record = m.to_record()
     assert record["gpu_utilization"]["mean_pct"] == pytest.approx(12.0)
     assert record["gpu_utilization"]["samples"] == 3
@@ -318,10 +318,10 @@ def test_an_idle_gpu_is_called_out_on_the_measurement():
 
 def test_a_busy_gpu_adds_no_note_and_a_missing_figure_adds_only_why():
     busy = measurement()
-    _record_gpu_busy(busy, run(FakeNVML([nvml_sample(START_US + 1, 95)])))
+    run(FakeNVML([nvml_sample(START_US + 1, 95)])).apply(busy)
     assert busy.notes == []
     assert busy.to_record()["gpu_utilization"]["max_pct"] == 95.0
     missing = measurement()
-    _record_gpu_busy(missing, run(FakeNVML(samples_error=NOT_SUPPORTED)))
+    run(FakeNVML(samples_error=NOT_SUPPORTED)).apply(missing)
     assert missing.to_record()["gpu_utilization"] is None
     assert missing.notes == ["GPU utilization of cuda:0 not sampled: NVML error: NVML error 3"]

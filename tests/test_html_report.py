@@ -22,18 +22,22 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _output import FAST_RUN
+from _typed_records import typed
 
 from pytest_hwperf.cli import main
 from pytest_hwperf.judge.budgets import LatencyBudget, ThroughputBudget
 from pytest_hwperf.judge.compliance import judge
-from pytest_hwperf.judge.regression import compare
+from pytest_hwperf.judge.gate import SavedRun, compare_with_runs
 from pytest_hwperf.measure.result import Measurement
-from pytest_hwperf.report import ReportError, build_document
+from pytest_hwperf.records.codec import RecordError, measurement_from_json, to_json
+from pytest_hwperf.report import Document, ReportError, build_document, load_document
 from pytest_hwperf.report.charts import duration
+from pytest_hwperf.report.document import document_from_json
 from pytest_hwperf.report.html import CSP, read_history, render_html, write_html
 from pytest_hwperf.report.svg import Chart, Scale, histogram, linear_ticks, log_ticks, thin_steps
 from pytest_hwperf.report.sweep import sweeps
-from pytest_hwperf.store import History, TrendRow, measurement_key
+from pytest_hwperf.store import History, HistoryRow, TrendRow, measurement_key
 
 ROOT = Path(__file__).resolve().parent.parent
 EVIL_TEST = "tests/test_x.py::test_a[<script>alert(1)</script>]"
@@ -85,20 +89,24 @@ def _record(
     record["worker_config"] = None if worker_config is None else {**worker_config, "total": 0}
     record["fingerprint"] = FINGERPRINT
     if baseline_medians_ms is not None:
+        # As the plugin's gate compares (judge.gate, the function it calls).
         current = float(np.median(samples)) / 1e6
-        found = compare(current, baseline_medians_ms, threshold_pct=10.0, alpha=0.001)
-        record["comparison"] = {
-            **found.to_record(DIGEST),
-            "key": measurement_key(test_id, name, "cpu"),
-            "drift_factor": None,
-        }
+        found = compare_with_runs(
+            current,
+            [SavedRun(fastest_ms=ms) for ms in baseline_medians_ms],
+            key=measurement_key(test_id, name, "cpu"),
+            threshold_pct=10.0,
+            alpha=0.001,
+            fingerprint=DIGEST,
+        )
+        record["comparison"] = to_json(found)
     # As the session does: a failed budget or a regression fails the test.
     regressed = (record.get("comparison") or {}).get("outcome") == "regression"
     record["breach"] = record["outcome"] == "fail" or regressed
     return record
 
 
-def make_document() -> dict[str, Any]:
+def make_document() -> Document:
     """Five measurements: a regression, a failing budget, an improvement without budget,
     a block-timed throughput, and a 2x2 workers x threads sweep."""
     records = [
@@ -134,6 +142,7 @@ def make_document() -> dict[str, Any]:
     records[1]["memory"] = {
         "rss_peak_mb": 512.4,
         "gpu_peak_mb": None,
+        "rss_budget_mb": 100.0,
         "outcome": "fail",
         "reason": "peak RSS 512 MB over the 100 MB budget (test process)",
     }
@@ -179,9 +188,10 @@ def make_document() -> dict[str, Any]:
         },
         "fingerprint": {**FINGERPRINT, "volatile": {}},
     }
+    measurements = [measurement_from_json(r) for r in records]
     return build_document(
-        records,
-        sweeps=sweeps(records),
+        measurements,
+        sweeps=sweeps(measurements),
         environment=environment,
         settings={"alpha": 0.01, "max_time_s": 5.0, "regression_pct": 10.0, "baseline_dir": ""},
         plugin_version="0.1.0",
@@ -218,12 +228,12 @@ def _section(page: str, index: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def document() -> dict[str, Any]:
+def document() -> Document:
     return make_document()
 
 
 @pytest.fixture(scope="module")
-def page(document: dict[str, Any]) -> str:
+def page(document: Document) -> str:
     key = measurement_key(EVIL_TEST, "predict", "cpu")
     rows = _history_rows(key, [1.6, 1.62, 1.58, 1.61, 1.9, 2.0])
     return render_html(document, history={key: rows})
@@ -232,7 +242,7 @@ def page(document: dict[str, Any]) -> str:
 # --- the page ------------------------------------------------------------------------
 
 
-def test_page_structure(page: str, document: dict[str, Any]):
+def test_page_structure(page: str, document: Document):
     assert page.startswith('<!DOCTYPE html>\n<html lang="en">')
     assert page.rstrip().endswith("</html>")
     assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in page
@@ -240,7 +250,7 @@ def test_page_structure(page: str, document: dict[str, Any]):
     assert "<h2>Hardware</h2>" in page
     assert "<h2>Summary</h2>" in page
     # One summary row per measurement, each linking to its section.
-    measurements = document["measurements"]
+    measurements = document.measurements
     assert len(re.findall(r'<a href="#m-\d+">', page)) == len(measurements) == 8
     # The header: hardware and fingerprint, user strings escaped.
     assert "AMD EPYC (x86-64-v4, SMT off)" in page
@@ -251,8 +261,8 @@ def test_page_structure(page: str, document: dict[str, Any]):
     assert 'class="banner fail">3 of 8 failing their test (1 by regression)</div>' in page
 
 
-def test_every_measurement_has_its_distribution_chart(page: str, document: dict[str, Any]):
-    for index in range(1, len(document["measurements"]) + 1):
+def test_every_measurement_has_its_distribution_chart(page: str, document: Document):
+    for index in range(1, len(document.measurements) + 1):
         section = _section(page, index)
         assert "<figcaption>Latency distribution</figcaption><svg" in section
         assert re.search(r"<svg class=\"chart\" viewBox=\"0 0 [\d.]+ [\d.]+\"", section)
@@ -300,7 +310,7 @@ def test_comparison_chart_only_with_a_baseline(page: str):
     assert "Against the baseline" not in no_baseline
 
 
-def test_history_chart_from_the_given_rows(page: str, document: dict[str, Any]):
+def test_history_chart_from_the_given_rows(page: str, document: Document):
     section = _section(page, 1)
     assert "<figcaption>History</figcaption><svg" in section
     assert "last 6 runs on this fingerprint" in section
@@ -313,12 +323,12 @@ def test_history_chart_from_the_given_rows(page: str, document: dict[str, Any]):
     assert "<figcaption>History</figcaption><svg" not in failed
 
 
-def test_sweep_charts(page: str, document: dict[str, Any]):
-    (sweep,) = document["sweeps"]
+def test_sweep_charts(page: str, document: Document):
+    (sweep,) = document.sweeps
     assert "<h2>Workers x threads sweeps</h2>" in page
-    best = sweep["recommended"]
+    best = sweep.recommended
     if best is not None:
-        assert f"recommended: {best['workers']} workers x {best['threads']} threads" in page
+        assert f"recommended: {best.workers} workers x {best.threads} threads" in page
     block = page.split("<h2>Workers x threads sweeps</h2>", 1)[1].split("</section>", 1)[0]
     assert block.count("<svg") == 2  # throughput and p95 against the worker count
     assert "p95 budget 3.5 ms</text>" in block  # the configs' budget, on the p95 panel
@@ -333,10 +343,16 @@ def test_block_timed_measurement_says_so(page: str):
 
 
 def test_empty_and_foreign_documents_render():
-    empty = render_html({"schema_version": 1, "measurements": []})
+    empty = render_html(document_from_json({"schema_version": 1, "measurements": []}))
     assert "No measurements in this report." in empty
     assert "<svg" not in empty
-    odd = render_html({"measurements": [{"name": 3, "samples_ns": "x", "budgets": [1]}]})
+    # A foreign document is refused where it is read, naming where it is wrong ...
+    with pytest.raises(RecordError, match=r"\$\.measurements\[0\]: missing 'test_id'"):
+        document_from_json(
+            {"schema_version": 1, "measurements": [{"name": 3, "samples_ns": "x", "budgets": [1]}]}
+        )
+    # ... and a measurement without samples is drawn without its chart.
+    odd = render_html(Document(schema_version=1, measurements=(typed({"name": "odd"}),)))
     assert "No samples." in odd
     # 0 ns samples (a clock too coarse for the target) on a log axis: drawn, no error.
     zeros = {
@@ -344,7 +360,7 @@ def test_empty_and_foreign_documents_render():
         "samples_ns": [0, 0, 1_000, 2_000, 50_000],
         "budgets": [{"kind": "latency", "percentile": 95.0, "budget_ms": 0.1, "outcome": "pass"}],
     }
-    page = render_html({"measurements": [zeros]})
+    page = render_html(Document(schema_version=1, measurements=(typed(zeros),)))
     assert "time per call — log scale" in page
     assert "p95 budget 100 µs</text>" in page
 
@@ -364,15 +380,19 @@ def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object,
     return found
 
 
-def test_a_hand_edited_document_never_raises(document: dict[str, Any]):
+def test_a_hand_edited_document_never_raises(document: Document, tmp_path: Path):
     """`hwperf report --html` reads files users edit: any field of any type (or NaN, or
-    inf) leaves a chart or a figure out, never a traceback."""
+    inf) is either refused in one line naming the file, or leaves a chart or a figure
+    out; never a traceback."""
     junk = [None, "x", -1, 1e308, [], {}, [1, "a"], {"a": 1}, True, math.nan, math.inf, "<b>"]
     rng = random.Random(0)
-    paths = _paths(document)
-    for _ in range(300):
-        edited = copy.deepcopy(document)
-        for path in rng.sample(paths, 2):
+    data = to_json(document)
+    paths = _paths(data)
+    source = tmp_path / "edited.json"
+    drawn = 0
+    for _ in range(400):
+        edited = copy.deepcopy(data)
+        for path in rng.sample(paths, rng.choice((1, 2))):
             target: Any = edited
             try:
                 for key in path[:-1]:
@@ -380,8 +400,19 @@ def test_a_hand_edited_document_never_raises(document: dict[str, Any]):
                 target[path[-1]] = rng.choice(junk)
             except (KeyError, IndexError, TypeError):
                 continue  # an earlier edit replaced a parent
-        page = render_html(edited)
-        assert page.rstrip().endswith("</html>")
+        source.write_text(json.dumps(edited), encoding="utf-8")
+        try:
+            loaded = load_document(source)
+        except ReportError as exc:
+            refused = str(exc)
+        else:
+            page = render_html(loaded)
+            assert page.rstrip().endswith("</html>")
+            drawn += 1
+            continue
+        assert refused.startswith(str(source))
+        assert "\n" not in refused
+    assert drawn > 40  # edits the reader accepts (free-form facts, odd values) are drawn
 
 
 def test_write_html_is_atomic_and_names_the_file(tmp_path: Path):
@@ -398,21 +429,21 @@ def test_write_html_is_atomic_and_names_the_file(tmp_path: Path):
 # --- the history read --------------------------------------------------------------------
 
 
-def test_read_history_on_the_documents_fingerprint(tmp_path: Path, document: dict[str, Any]):
+def test_read_history_on_the_documents_fingerprint(tmp_path: Path, document: Document):
     key = measurement_key(EVIL_TEST, "predict", "cpu")
     history = History(tmp_path / "history.sqlite")
-    row = {
-        "key": key,
-        "test_id": EVIL_TEST,
-        "name": "predict",
-        "device": "cpu",
-        "n": 10,
-        "median_ms": 1.5,
-        "mean_ms": 1.5,
-        "p95_ms": 2.0,
-        "outcome": "pass",
-        "samples_ns": None,
-    }
+    row = HistoryRow(
+        key=key,
+        test_id=EVIL_TEST,
+        name="predict",
+        device="cpu",
+        n=10,
+        median_ms=1.5,
+        mean_ms=1.5,
+        p95_ms=2.0,
+        outcome="pass",
+        samples_ns=None,
+    )
     for i in range(35):
         history.record_run(f"r{i}", f"2026-11-01T00:00:{i:02d}+00:00", DIGEST, None, None, [row])
     history.record_run("other", "2026-11-02T00:00:00+00:00", "otherdigest", None, None, [row])
@@ -424,7 +455,7 @@ def test_read_history_on_the_documents_fingerprint(tmp_path: Path, document: dic
     assert found[measurement_key("tests/test_b.py::test_slow", "slow<&>", "cpu")] == []
 
 
-def test_read_history_never_fails_the_report(tmp_path: Path, document: dict[str, Any]):
+def test_read_history_never_fails_the_report(tmp_path: Path, document: Document):
     assert read_history(document, tmp_path) == ({}, None)  # no file: no trends, no error
     (tmp_path / "history.sqlite").write_bytes(b"this is not a database at all")
     found, error = read_history(document, tmp_path)
@@ -504,7 +535,7 @@ import pytest
 def test_fast(hwperf):
     hwperf(lambda: sum(range(100)), name="sum")
 """
-QUICK = ("--hwperf-max-time=0.5", "--hwperf-warmup=0.01", "-p", "no:randomly")
+QUICK = (*FAST_RUN, "-p", "no:randomly")
 
 
 def test_plugin_writes_the_html_report(pytester: pytest.Pytester):
@@ -552,20 +583,14 @@ def test_unwritable_html_report_fails_the_run(pytester: pytest.Pytester):
 
 
 def test_cli_renders_the_html_from_a_json_report(
-    tmp_path: Path, document: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, document: Document, capsys: pytest.CaptureFixture[str]
 ):
     source = tmp_path / "results.json"
-    source.write_text(json.dumps(document), encoding="utf-8")
+    source.write_text(json.dumps(to_json(document)), encoding="utf-8")
     key = measurement_key(EVIL_TEST, "predict", "cpu")
     history = History(tmp_path / "hist" / "history.sqlite")
     for i, median in enumerate([1.5, 1.6, 1.7]):
-        row = {
-            "key": key,
-            "test_id": EVIL_TEST,
-            "name": "predict",
-            "device": "cpu",
-            "median_ms": median,
-        }
+        row = HistoryRow(key=key, test_id=EVIL_TEST, name="predict", device="cpu", median_ms=median)
         history.record_run(f"r{i}", f"2026-11-0{i + 1}T00:00:00+00:00", DIGEST, None, None, [row])
     out = tmp_path / "out.html"
     code = main(["report", str(source), "--html", str(out), "--dir", str(tmp_path / "hist")])
@@ -579,9 +604,9 @@ def test_cli_renders_the_html_from_a_json_report(
     assert "last 3 runs on this fingerprint" in page
 
 
-def test_cli_html_errors_are_one_line(tmp_path: Path, document: dict[str, Any], capsys):
+def test_cli_html_errors_are_one_line(tmp_path: Path, document: Document, capsys):
     source = tmp_path / "results.json"
-    source.write_text(json.dumps(document), encoding="utf-8")
+    source.write_text(json.dumps(to_json(document)), encoding="utf-8")
     (tmp_path / "taken").write_text("x")
     code = main(["report", str(source), "--html", str(tmp_path / "taken" / "r.html")])
     err = capsys.readouterr().err

@@ -21,6 +21,7 @@ from typing import Any
 # cannot be loaded twice in one process: import it (and what imports it) here first.
 import numpy
 import pytest
+from _output import load_json
 
 from pytest_hwperf.judge.budgets import LatencyBudget, Outcome, ThroughputBudget
 from pytest_hwperf.measure.from_benchmark import machine_info_block, measurement_from_benchmark
@@ -125,11 +126,6 @@ def not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """pytest-benchmark disables itself where PYTEST_XDIST_WORKER is set; an outer run
     under pytest-xdist must not leak that into the inner runs."""
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-
-
-def load(pytester: pytest.Pytester, key: str) -> dict[str, Any]:
-    facts: dict[str, Any] = json.loads((pytester.path / "facts" / f"{key}.json").read_text())
-    return facts
 
 
 @pytest.fixture
@@ -250,7 +246,7 @@ def test_benchmark_disable_gives_none(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*QUICK, "--benchmark-disable", "-k", "rounds_50 or auto_fast")
     result.assert_outcomes(passed=2)
     for key in ("rounds_50", "auto_fast"):
-        run = load(pytester, key)
+        run = load_json(pytester.path / "facts" / f"{key}.json")
         # Disabled, the fixture calls the function once and never makes its stats.
         assert run["disabled"] is True
         assert run["stats_is_none"] is True

@@ -13,21 +13,24 @@ from dataclasses import dataclass, field
 
 import psutil
 import pytest
+from _typed_records import typed, typed_all
 
+from pytest_hwperf.judge import verdict
 from pytest_hwperf.measure.memory import (
     MB,
     GpuReaders,
     MemoryReaders,
     MemoryTracker,
     ProcessMemory,
-    fmt_mb,
     gpu_readers,
-    judge_memory,
     linux_readers,
 )
 from pytest_hwperf.plugin.markers import MarkerError, MemoryMarker, read_spec
+from pytest_hwperf.records.codec import from_json, to_json
+from pytest_hwperf.records.types import MemoryRecord
 from pytest_hwperf.report.markdown import markdown_summary
 from pytest_hwperf.report.terminal import summary_lines
+from pytest_hwperf.units import fmt_mb
 
 ME = 100
 
@@ -167,7 +170,7 @@ def test_an_unreadable_process_gives_no_figure_and_a_note():
     assert usage.method == "unavailable"
     assert usage.notes == ("the test process's memory could not be read",)
     assert usage.scope == "test process, not readable"
-    assert usage.to_record()["rss_peak_mb"] is None
+    assert usage.record().rss_peak_mb is None
 
 
 def test_stop_before_start_and_usage_before_stop_raise():
@@ -417,6 +420,14 @@ def usage_record(**changes: object) -> dict[str, object]:
     return record
 
 
+def judge_memory(memory, *, rss_mb, gpu_mb, device):
+    """The judging layer's verdict on a memory record, read back as its JSON object."""
+    typed_memory = None if memory is None else from_json(MemoryRecord, memory)
+    budget = verdict.MemoryBudget(rss_mb=rss_mb, gpu_mb=gpu_mb)
+    judged, notes = verdict.judge_memory(typed_memory, budget, device=device)
+    return (None if judged is None else to_json(judged)), notes
+
+
 def test_a_breach_is_one_line():
     judged, notes = judge_memory(usage_record(), rss_mb=100, gpu_mb=None, device="cpu")
     assert notes == []
@@ -560,7 +571,7 @@ def report_record(**memory: object) -> dict[str, object]:
 
 
 def test_summary_table_shows_the_peak_rss_and_the_memory_budget():
-    lines = summary_lines([report_record(rss_budget_mb=100)])
+    lines = summary_lines([typed(report_record(rss_budget_mb=100))])
     header, row = lines
     assert header.split() == [
         "test", "name", "device", "n", "p50", "p95", "p99", "rss", "budget", "verdict",
@@ -575,14 +586,14 @@ def test_summary_table_shows_the_peak_rss_and_the_memory_budget():
 def test_summary_table_without_memory_has_no_rss_column():
     record = report_record()
     del record["memory"]
-    assert "rss" not in summary_lines([record])[0].split()
-    mixed = summary_lines([record, report_record(rss_peak_mb=45.25)])
+    assert "rss" not in summary_lines([typed(record)])[0].split()
+    mixed = summary_lines(typed_all([record, report_record(rss_peak_mb=45.25)]))
     assert mixed[0].split()[7] == "rss"
     assert mixed[1].split()[7] == "-"
     assert mixed[2].split()[7] == "45.2MB"
 
 
 def test_markdown_table_has_the_peak_rss():
-    text = markdown_summary([report_record(rss_budget_mb=100, gpu_budget_mb=2048)])
+    text = markdown_summary([typed(report_record(rss_budget_mb=100, gpu_budget_mb=2048))])
     assert "| p95 | peak RSS | budget |" in text
     assert "| 60.00ms | 312MB | rss<=100MB,gpu<=2048MB | **FAIL** |" in text

@@ -8,15 +8,15 @@ import json
 from typing import Any
 
 import pytest
+from _output import FAST_RUN
 
 from pytest_hwperf.measure.models import ModelError, PreparedModel, prepare_model
 from pytest_hwperf.plugin.fixtures import Hwperf
 from pytest_hwperf.plugin.markers import TestSpec
 from pytest_hwperf.plugin.options import Settings
+from pytest_hwperf.records.codec import to_json
 
 torch = pytest.importorskip("torch", reason="hwperf_model's torch paths need torch")
-
-QUICK = ("--hwperf-max-time=1", "--hwperf-warmup=0.01")
 
 
 def linear() -> Any:
@@ -42,7 +42,7 @@ def test_parameters_and_bytes_are_exact() -> None:
     prepared = prepare_model(linear(), "cpu")
     assert prepared.parameters == 36
     assert prepared.parameter_bytes == 144
-    assert prepared.info() == {
+    assert to_json(prepared.info()) == {
         "name": "Linear",
         "device": "cpu",
         "dtype": "float32",
@@ -117,7 +117,7 @@ def test_plain_callable_is_accepted_for_the_cpu() -> None:
     assert isinstance(prepared, PreparedModel)
     assert prepared([1, 2, 3]) == 6
     assert prepared.__name__ == "predict"
-    assert prepared.info() == {
+    assert to_json(prepared.info()) == {
         "name": "predict",
         "device": "cpu",
         "dtype": None,
@@ -178,10 +178,10 @@ def test_hwperf_model_records_the_model_in_the_json(pytester: pytest.Pytester) -
             model = hwperf_model(torch.nn.Linear(8, 4), device)
             out = hwperf(model, torch.ones(1, 8))
             assert out.is_inference()
-            assert hwperf.last.model["parameters"] == 36
+            assert hwperf.last.model.parameters == 36
         """
     )
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=out.json")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=out.json")
     result.assert_outcomes(passed=1)
     (record,) = json.loads((pytester.path / "out.json").read_text())["measurements"]
     assert record["test_id"].endswith("::test_linear[cpu]")
@@ -208,7 +208,7 @@ def test_one_prepared_model_is_recorded_for_a_wrapped_call(pytester: pytest.Pyte
             hwperf(lambda: model(x), name="wrapped")
         """
     )
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=out.json")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=out.json")
     result.assert_outcomes(passed=1)
     (record,) = json.loads((pytester.path / "out.json").read_text())["measurements"]
     assert record["name"] == "wrapped"
@@ -239,7 +239,7 @@ def test_bad_models_fail_their_test_with_one_line(
     pytester: pytest.Pytester, measuring: bool
 ) -> None:
     pytester.makepyfile(test_bad=BAD_MODELS)
-    reprec = pytester.inline_run(*(["--hwperf", *QUICK] if measuring else []))
+    reprec = pytester.inline_run(*(["--hwperf", *FAST_RUN] if measuring else []))
     reprec.assertoutcome(passed=1, failed=3)
     expected = {
         "test_not_callable": "hwperf_model: expected a torch.nn.Module or a callable, got object",

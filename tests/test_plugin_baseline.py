@@ -10,10 +10,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from _output import load_json
 
 # Sleeping targets do not follow the CPU's speed: no reference rescaling for them.
 QUICK = (
     "--hwperf",
+    # Not FAST_RUN's limit: the targets have no budget, so a measurement lasts its whole
+    # time limit, and FLIPPER's rounds are counted in calls of 0.3 s.
     "--hwperf-max-time=0.3",
     # One confirmation round rather than 5: these tests are not about how many.
     "--hwperf-confirm=1",
@@ -156,21 +159,30 @@ def test_history_and_markdown_with_the_github_step_summary(pytester, monkeypatch
     assert (pytester.path / ".hwperf" / "history.sqlite").exists()
 
 
-# The first SLOW_CALLS calls of the process sleep 3 ms, the rest 2 ms: a first round of
-# at most ~0.3 s (--hwperf-max-time) holds at most ~100 calls, all slow; a second round
-# starts slow and turns fast within it. A machine slower than this only makes the
-# calls longer, never more numerous, so the rounds fall where they are meant to.
+# Measured on a virtual clock that only the target's calls advance, so no timing of the
+# machine enters: the first SLOW_CALLS calls of the process take 3 ms, the rest 2 ms. At
+# 0.3 s (--hwperf-max-time) and 0.01 s of warm-up, the first round is 4 warm-up calls
+# and 100 samples, all slow; a second round starts slow (calls 105 to 130) and turns
+# fast within it.
 FLIPPER = """
 import os
-import time
+
+import pytest
 
 CALLS = [0]
+NOW = [0]  # the virtual clock, in ns
 
 
 def work():
     CALLS[0] += 1
     slow = CALLS[0] <= int(os.environ.get("SLOW_CALLS", "0"))
-    time.sleep(0.003 if slow else 0.002)
+    NOW[0] += 3_000_000 if slow else 2_000_000
+
+
+@pytest.fixture
+def hwperf(hwperf):
+    hwperf._clock = lambda: NOW[0]  # the clock the handle measures with
+    return hwperf
 
 
 def test_work(hwperf):
@@ -180,7 +192,7 @@ def test_work(hwperf):
 
 def _rounds_of(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
     result = pytester.runpytest(*QUICK, "--hwperf-json=out.json", *args)
-    (record,) = json.loads((pytester.path / "out.json").read_text())["measurements"]
+    (record,) = load_json(pytester.path / "out.json")["measurements"]
     return result, record
 
 

@@ -18,11 +18,11 @@ import sys
 from typing import Any
 
 import pytest
+from _output import FAST_RUN
 
 from pytest_hwperf.hardware.cpu import format_cpu_list, read_affinity, read_cpu_quota, usable_cores
 from pytest_hwperf.hardware.gpu import GpuReport, detect_gpus
 
-QUICK = ("--hwperf-max-time=1", "--hwperf-warmup=0.01")
 HEX12 = re.compile(r"[0-9a-f]{12}")
 
 _CACHE: dict[str, Any] = {}  # expensive facts, taken once per process
@@ -139,7 +139,7 @@ def test_missing_cuda_is_a_skip_naming_why(
     pytester: pytest.Pytester, no_gpu_reason: str, measuring: bool
 ) -> None:
     path = pytester.makepyfile(test_dev=DEVICE_TEST)
-    args = ["--hwperf", *QUICK] if measuring else []
+    args = ["--hwperf", *FAST_RUN] if measuring else []
     result = pytester.runpytest(*args, "--hwperf-devices=cpu,cuda", "-rs", "-v")
     line = line_of(path, "def test_d")
     result.assert_outcomes(passed=1, skipped=1)
@@ -158,7 +158,7 @@ def test_missing_cuda_fails_under_strict_hardware(
 ) -> None:
     pytester.makepyfile(test_dev=DEVICE_TEST)
     result = pytester.runpytest(
-        "--hwperf", *QUICK, "--hwperf-devices=cpu,cuda", "--hwperf-strict-hardware"
+        "--hwperf", *FAST_RUN, "--hwperf-devices=cpu,cuda", "--hwperf-strict-hardware"
     )
     result.assert_outcomes(passed=1, errors=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -302,7 +302,9 @@ def test_measurements_record_the_fixture_device(pytester: pytest.Pytester) -> No
             hwperf(sum, [1, 2, 3], name="last")
         """
     )
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-devices=cpu", "--hwperf-json=o.json")
+    result = pytester.runpytest(
+        "--hwperf", *FAST_RUN, "--hwperf-devices=cpu", "--hwperf-json=o.json"
+    )
     result.assert_outcomes(passed=2)
     records = json.loads((pytester.path / "o.json").read_text())["measurements"]
     assert {(r["test_id"].split("::")[1], r["device"], r["timing"]["sync"]) for r in records} == {
@@ -340,7 +342,7 @@ def test_unmet_hardware_skips_naming_the_need_and_the_value(
 ) -> None:
     count, source = few_cores
     path = pytester.makepyfile(test_hw=HARDWARE_TESTS)
-    args = ["--hwperf", *QUICK] if measuring else []
+    args = ["--hwperf", *FAST_RUN] if measuring else []
     result = pytester.runpytest(*args, "-rs")
     result.assert_outcomes(passed=1, skipped=3)
     # The hardware skips point at the test, at the line a skip mark's would: its
@@ -473,7 +475,7 @@ def test_bad_hardware_argument_fails_under_hwperf_and_strict_too(
             pass
         """
     )
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-strict-hardware")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-strict-hardware")
     result.assert_outcomes(failed=1)
     assert block(result, "test_bad") == [
         "test_bad.py::test_bad: @pytest.mark.hardware: argument 'min_cores' must be an"
@@ -550,7 +552,7 @@ def session_run(pytester: pytest.Pytester) -> dict[str, Any]:
                 hwperf(sum, [1, 2, 3])
             """
         )
-        result = pytester.runpytest_subprocess("--hwperf", *QUICK, "--hwperf-json=out.json")
+        result = pytester.runpytest_subprocess("--hwperf", *FAST_RUN, "--hwperf-json=out.json")
         result.assert_outcomes(passed=1)
         _CACHE["session"] = {
             "header": [line for line in result.stdout.lines if line.startswith("hwperf: ")],
@@ -649,7 +651,7 @@ def with_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_latency_budget_is_judged_on_benchmark_rounds(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bench=BENCHMARK_TESTS)
     result = pytester.runpytest(
-        "--hwperf", *QUICK, "--hwperf-json=o.json", "-v", "--benchmark-json=b.json"
+        "--hwperf", *FAST_RUN, "--hwperf-json=o.json", "-v", "--benchmark-json=b.json"
     )
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -677,7 +679,7 @@ def test_benchmark_json_carries_the_hwperf_block(
             benchmark.pedantic(sum, args=([1, 2],), rounds=5)
         """
     )
-    args = ["--hwperf", *QUICK] if measuring else []
+    args = ["--hwperf", *FAST_RUN] if measuring else []
     result = pytester.runpytest(*args, "--benchmark-json=b.json")
     result.assert_outcomes(passed=1)
     saved = json.loads((pytester.path / "b.json").read_text())
@@ -693,7 +695,7 @@ def test_benchmark_json_carries_the_hwperf_block(
 @pytest.mark.usefixtures("with_benchmark")
 def test_disabled_benchmark_is_not_judged(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bench=BENCHMARK_TESTS)
-    result = pytester.runpytest("--hwperf", *QUICK, "--benchmark-disable", "-rP")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--benchmark-disable", "-rP")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [

@@ -8,14 +8,13 @@ percentile, the closest one winning.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from typing import Any
 
 import pytest
-from _output import output_of
-
-QUICK = ("--hwperf-max-time=2", "--hwperf-warmup=0.01")
+from _output import FAST_RUN, output_of
 
 # marker arguments -> what the one-line message must say about them
 BAD_MARKERS = [
@@ -69,6 +68,49 @@ BAD_MARKERS = [
 ]
 
 
+# Every numeric marker argument, as marker text with 10**400 in it (issue 13): no float
+# holds that number, and the marker must say so instead of aborting the session.
+HUGE = "10**400"
+HUGE_SHOWN = "10000000000000000000... (401 digits)"
+NUMERIC_ARGUMENTS = [
+    ("latency", "ms", ""),
+    ("latency", "percentile", "ms=5, "),
+    ("latency", "regression", "ms=5, "),
+    ("throughput", "min_per_s", ""),
+    ("throughput", "batch_size", "min_per_s=1, "),
+    ("memory", "rss_mb", ""),
+    ("memory", "gpu_mb", ""),
+    ("hardware", "min_gpus", ""),
+    ("hardware", "min_cores", ""),
+    ("hardware", "min_memory_gb", ""),
+    ("hardware", "min_gpu_memory_gb", ""),
+    ("hardware", "min_compute_capability", ""),
+    ("workers", "n", ""),
+    ("workers", "threads", "n=1, "),
+]
+HUGE_MARKERS = [
+    pytest.param(
+        f"{marker}({before}{arg}={HUGE})",
+        f"@pytest.mark.{marker}: argument '{arg}' must be *, got {HUGE_SHOWN}",
+        id=f"{marker}-{arg}-huge",
+    )
+    for marker, arg, before in NUMERIC_ARGUMENTS
+] + [
+    pytest.param(
+        "latency(ms=10**5000)",  # beyond the digits str() of an int may have
+        "@pytest.mark.latency: argument 'ms' must be a positive number of milliseconds,"
+        " got an integer too large to show",
+        id="latency-ms-beyond-str",
+    ),
+    pytest.param(
+        "hardware(min_compute_capability=(10**400, 0))",
+        "@pytest.mark.hardware: argument 'min_compute_capability' must be a compute capability"
+        ' such as 8.0, "8.6" or (9, 0), got (1000000000000000000... (406 characters)',
+        id="hardware-compute-capability-huge-tuple",
+    ),
+]
+
+
 def assert_no_plugin_traceback(result: pytest.RunResult) -> None:
     text = output_of(result)
     assert "INTERNALERROR" not in text
@@ -101,10 +143,10 @@ def test_after(hwperf):
 
 
 @pytest.mark.parametrize("measuring", [True, False], ids=["hwperf", "no-hwperf"])
-@pytest.mark.parametrize(("marker", "message"), BAD_MARKERS)
+@pytest.mark.parametrize(("marker", "message"), BAD_MARKERS + HUGE_MARKERS)
 def test_bad_marker_fails_only_its_own_test(pytester: pytest.Pytester, marker, message, measuring):
     pytester.makepyfile(test_marks=bad_marker_file(marker))
-    args = ["--hwperf", *QUICK] if measuring else []
+    args = ["--hwperf", *FAST_RUN] if measuring else []
     result = pytester.runpytest("-rf", *args)
     assert_no_plugin_traceback(result)
     result.assert_outcomes(passed=2, failed=2)
@@ -146,6 +188,27 @@ def test_markers_are_documented_with_their_signatures(pytester: pytest.Pytester)
     )
 
 
+def test_marker_help_is_read_off_each_marker_dataclass():
+    """Argument names and defaults are the dataclass fields; the text is its docstring."""
+    import dataclasses
+
+    from pytest_hwperf.hardware.requirements import HardwareRequirements
+    from pytest_hwperf.plugin.markers import MARKERS, HardwareMarker, marker_help
+
+    for marker in MARKERS:
+        declared = [(f.name, f.default) for f in dataclasses.fields(marker)]
+        shown = [(name, p.default) for name, p in marker.SIGNATURE.parameters.items()]
+        assert shown == [
+            (name, inspect.Parameter.empty if default is dataclasses.MISSING else default)
+            for name, default in declared
+        ]
+        doc = " ".join((marker.__doc__ or "").split())
+        assert marker_help(marker) == f"{marker.NAME}{marker.SIGNATURE}: {doc}"
+    assert [f.name for f in dataclasses.fields(HardwareMarker)] == [
+        f.name for f in dataclasses.fields(HardwareRequirements)
+    ]
+
+
 def test_strict_markers_accepts_both_markers(pytester: pytest.Pytester):
     """The markers are registered: --strict-markers does not reject them."""
     pytester.makepyfile(
@@ -179,7 +242,7 @@ def test_budget_without_a_measurement_fails_under_hwperf(pytester: pytest.Pytest
             pass
         """
     )
-    result = pytester.runpytest("--hwperf", *QUICK)
+    result = pytester.runpytest("--hwperf", *FAST_RUN)
     assert_no_plugin_traceback(result)
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
@@ -232,7 +295,7 @@ def budgets_by_test(path: Any) -> dict[str, list[dict[str, Any]]]:
 
 def test_class_and_function_markers(pytester: pytest.Pytester):
     pytester.makepyfile(test_classes=CLASS_MARKS)
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=out.json")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=out.json")
     assert_no_plugin_traceback(result)
     result.assert_outcomes(passed=2, failed=1)
     budgets = budgets_by_test(pytester.path / "out.json")

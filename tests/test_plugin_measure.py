@@ -6,7 +6,6 @@ against 50 ms), so the verdicts hold on a loaded 2-core machine.
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from importlib import metadata
@@ -14,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _output import output_of
-
-QUICK = ("--hwperf-max-time=2", "--hwperf-warmup=0.01")
+from _output import FAST_RUN, load_json, output_of
 
 ACCEPTANCE = """
 import time
@@ -64,13 +61,8 @@ def assert_no_traceback(result: pytest.RunResult) -> None:
     assert not re.search(r"pytest_hwperf[/\\]\w+\.py", text), text
 
 
-def load(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
-
-
 def records_by_name(path: Path) -> dict[str, dict[str, Any]]:
-    return {r["name"]: r for r in load(path)["measurements"]}
+    return {r["name"]: r for r in load_json(path)["measurements"]}
 
 
 def calls(pytester: pytest.Pytester) -> list[str]:
@@ -83,7 +75,7 @@ def calls(pytester: pytest.Pytester) -> list[str]:
 
 def test_breach_fails_only_its_test_with_a_one_line_reason(pytester: pytest.Pytester):
     pytester.makepyfile(test_accept=ACCEPTANCE)
-    result = pytester.runpytest("--hwperf", *QUICK, "--junitxml=junit.xml", "-rf")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--junitxml=junit.xml", "-rf")
     assert_no_traceback(result)
     result.assert_outcomes(passed=2, failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -146,7 +138,8 @@ def test_generous_latency_budget_passes_and_p99_takes_enough_samples(pytester: p
             hwperf(time.sleep, 0.001, name="p99")
         """
     )
-    # p99 needs ~700 samples under this many looks: ~0.8 s here, more time on a loaded host.
+    # Not FAST_RUN's limit: p99 needs ~700 samples under this many looks: ~0.8 s here,
+    # more time on a loaded host.
     result = pytester.runpytest(
         "--hwperf", "--hwperf-max-time=5", "--hwperf-warmup=0.01", "--hwperf-json=out.json"
     )
@@ -186,7 +179,7 @@ def test_two_named_measurements_are_judged_and_reported_separately(pytester: pyt
             assert set(hwperf.results) == {"a", "b"}
         """
     )
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=out.json")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=out.json")
     assert_no_traceback(result)
     result.assert_outcomes(failed=1)
     # The failure names the breaching measurement only.
@@ -256,7 +249,7 @@ def test_readable(hwperf):
 @pytest.mark.parametrize("measuring", [True, False], ids=["hwperf", "no-hwperf"])
 def test_results_are_readable_in_the_test(pytester: pytest.Pytester, measuring):
     pytester.makepyfile(test_readable=READABLE)
-    args = ["--hwperf", "--hwperf-max-time=0.3", "--hwperf-warmup=0.01"] if measuring else []
+    args = ["--hwperf", *FAST_RUN] if measuring else []
     result = pytester.runpytest(*args)
     result.assert_outcomes(passed=1)
     mode, n = (pytester.path / "readable.txt").read_text().split()
@@ -289,7 +282,7 @@ def test_torch_module_is_measured_on_cpu(pytester: pytest.Pytester):
     # Imported here, before the in-process run, so that the run does not import it anew.
     torch = pytest.importorskip("torch", reason="torch is not installed: pip install torch")
     pytester.makepyfile(test_mlp=TORCH_MLP)
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=out.json")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=out.json")
     result.assert_outcomes(passed=1)
     record = records_by_name(pytester.path / "out.json")["mlp"]
     assert record["device"] == "cpu"
@@ -327,7 +320,7 @@ def test_throughput_budgets_pass_and_fail(pytester: pytest.Pytester):
             hwperf(twenty_ms, name="batched")
         """
     )
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=out.json")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=out.json")
     assert_no_traceback(result)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
@@ -367,10 +360,14 @@ def test_json_report_schema(pytester: pytest.Pytester):
         """
     )
     result = pytester.runpytest(
-        "--hwperf", *QUICK, "--hwperf-json=out.json", "--hwperf-gc=disable", "--hwperf-alpha=0.02"
+        "--hwperf",
+        *FAST_RUN,
+        "--hwperf-json=out.json",
+        "--hwperf-gc=disable",
+        "--hwperf-alpha=0.02",
     )
     result.assert_outcomes(passed=3)
-    document = load(pytester.path / "out.json")
+    document = load_json(pytester.path / "out.json")
     assert document["schema_version"] == 1
     assert document["generator"]["name"] == "pytest-hwperf"
     environment = document["environment"]
@@ -386,7 +383,7 @@ def test_json_report_schema(pytester: pytest.Pytester):
         "alpha": 0.02,
         "gc": "disable",
         "inconclusive": "pass",
-        "max_time_s": 2.0,
+        "max_time_s": 1.0,  # FAST_RUN
         "warmup_s": 0.01,
     }
     assert settings["regression_pct"] == 10.0
@@ -455,7 +452,7 @@ def test_props(hwperf):
 
 def test_figures_are_in_the_call_reports_user_properties(pytester: pytest.Pytester):
     pytester.makepyfile(test_props=PROPERTY_TEST)
-    reprec = pytester.inline_run("--hwperf", *QUICK)
+    reprec = pytester.inline_run("--hwperf", *FAST_RUN)
     reprec.assertoutcome(passed=1)
     (call,) = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
     props = dict(call.user_properties)
@@ -468,7 +465,7 @@ def test_figures_are_in_the_call_reports_user_properties(pytester: pytest.Pytest
 
 def test_figures_are_in_junit_xml(pytester: pytest.Pytester):
     pytester.makepyfile(test_props=PROPERTY_TEST)
-    result = pytester.runpytest("--hwperf", *QUICK, "--junitxml=junit.xml")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--junitxml=junit.xml")
     result.assert_outcomes(passed=1)
     case = ET.parse(pytester.path / "junit.xml").getroot().find(".//testcase")
     assert case is not None
@@ -499,7 +496,7 @@ def test_xdist_measurements_reach_the_controller(pytester: pytest.Pytester):
         """
     )
     result = pytester.runpytest_subprocess(
-        "-n", "2", "--hwperf", *QUICK, "--hwperf-json=out.json", "-rf"
+        "-n", "2", "--hwperf", *FAST_RUN, "--hwperf-json=out.json", "-rf"
     )
     assert_no_traceback(result)
     result.assert_outcomes(passed=4, failed=1)
@@ -508,7 +505,7 @@ def test_xdist_measurements_reach_the_controller(pytester: pytest.Pytester):
     summary = result.outlines[result.outlines.index(_sep_line(result, "hwperf")) :]
     rows = {line.split()[1] for line in summary if line.startswith("test_spread.py::")}
     assert rows == {"ok0", "ok1", "ok2", "ok3", "breach"}
-    document = load(pytester.path / "out.json")
+    document = load_json(pytester.path / "out.json")
     records = {r["name"]: r for r in document["measurements"]}
     assert set(records) == {"ok0", "ok1", "ok2", "ok3", "breach"}
     assert records["breach"]["outcome"] == "fail"
@@ -523,7 +520,7 @@ def test_xdist_measurements_reach_the_controller(pytester: pytest.Pytester):
 def test_unwritable_json_path_is_a_clear_error(pytester: pytest.Pytester):
     pytester.makepyfile(test_props=PROPERTY_TEST)
     pytester.makefile(".txt", blocker="a regular file, not a folder")
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=blocker.txt/out.json")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=blocker.txt/out.json")
     assert_no_traceback(result)
     result.assert_outcomes(passed=1)
     assert result.ret != pytest.ExitCode.OK
@@ -551,7 +548,7 @@ def test_fine(hwperf):
 @pytest.mark.parametrize("measuring", [True, False], ids=["hwperf", "no-hwperf"])
 def test_misuse_of_the_fixture_fails_the_test_with_one_line(pytester: pytest.Pytester, measuring):
     pytester.makepyfile(test_misuse=MISUSE)
-    args = ["--hwperf", "--hwperf-max-time=0.2", "--hwperf-warmup=0.01"] if measuring else []
+    args = ["--hwperf", *FAST_RUN] if measuring else []
     result = pytester.runpytest(*args)
     assert_no_traceback(result)
     result.assert_outcomes(passed=1, failed=2)
@@ -578,7 +575,7 @@ DEVICE_LINE = (
 @pytest.mark.parametrize("measuring", [True, False], ids=["hwperf", "no-hwperf"])
 def test_unknown_device_fails_the_test_naming_the_device(pytester: pytest.Pytester, measuring):
     pytester.makepyfile(test_device=DEVICE_MISUSE)
-    args = ["--hwperf", "--hwperf-max-time=0.2", "--hwperf-warmup=0.01"] if measuring else []
+    args = ["--hwperf", *FAST_RUN] if measuring else []
     result = pytester.runpytest(*args)
     assert_no_traceback(result)
     result.assert_outcomes(passed=1, failed=1)
@@ -616,7 +613,7 @@ def test_own_failure_is_not_marked_perf(pytester: pytest.Pytester):
             assert False, "wrong answer"
         """
     )
-    result = pytester.runpytest("--hwperf", *QUICK, "-rf")
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "-rf")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*test_own_failure_is_not_marked_perf.py F*", "FAILED *test_slow_and_wrong*"]

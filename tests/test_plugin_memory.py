@@ -11,6 +11,8 @@ from pytest_hwperf.measure.memory import linux_readers
 
 QUICK = (
     "--hwperf",
+    # Not FAST_RUN's limit: each call allocates and touches 300 MiB, and the targets
+    # have no latency budget, so a measurement lasts its whole time limit; 0.2 s is enough.
     "--hwperf-max-time=0.2",
     "--hwperf-warmup=0.01",
     "--hwperf-reference=off",

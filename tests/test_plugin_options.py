@@ -7,16 +7,16 @@ value is a usage error (exit code 4) that names the option and where it came fro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _output import assert_clean, output_of
+from _output import FAST_RUN, assert_clean, load_json, output_of
 
 from pytest_hwperf.plugin.options import OPTIONS
-
-QUICK = ("--hwperf-max-time=2", "--hwperf-warmup=0.01")
+from pytest_hwperf.settings import DEFAULTS, MAX_SECONDS, Settings
+from pytest_hwperf.settings import option as find_option
 
 # A test that measures a tiny target without a budget: it stops after ~0.1 s.
 TINY_TEST = """
@@ -73,11 +73,6 @@ def ini(pytester: pytest.Pytester, **values: str) -> Path:
     return pytester.makepyprojecttoml("[tool.pytest.ini_options]\n" + "\n".join(lines) + "\n")
 
 
-def load(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
-
-
 def option_names() -> list[str]:
     return [o.name or "enabled" for o in OPTIONS]
 
@@ -110,6 +105,20 @@ def test_the_option_table_is_what_these_tests_cover():
         "strict_hardware",
         "profile",
     ]
+
+
+def test_each_option_is_a_settings_field_with_its_default():
+    """Declared once: the option's dest is the Settings field, its default the field's."""
+    declared = {f.name: f.default for f in dataclasses.fields(Settings)}
+    for o in OPTIONS:
+        assert declared[o.dest] == o.default == getattr(DEFAULTS, o.dest), o.flag
+        assert o.ini == "hwperf" + (f"_{o.name}" if o.name else "")
+        assert find_option(o.flag) is find_option(o.ini) is find_option(o.dest) is o
+    assert set(declared) - {o.dest for o in OPTIONS} == {"sources"}
+    assert Settings() == DEFAULTS
+    assert (DEFAULTS.regression_pct, find_option("regression").parse("5%")) == (10.0, 5.0)
+    with pytest.raises(KeyError, match="no hwperf option 'nope'"):
+        find_option("nope")
 
 
 def test_help_lists_every_option_and_its_ini_key(pytester: pytest.Pytester):
@@ -147,18 +156,16 @@ def test_valued_option_from_ini_and_command_line(pytester: pytest.Pytester, name
     pytester.makepyfile(test_tiny=TINY_TEST)
     if where in ("ini", "both"):
         ini(pytester, **{f"hwperf_{name}": ini_value})
+    # the fast options, less the one under test
     args = ["--hwperf", "--hwperf-json=out.json"]
-    if name != "max_time":
-        args.append("--hwperf-max-time=2")
-    if name != "warmup":
-        args.append("--hwperf-warmup=0.01")
+    args += [arg for arg in FAST_RUN if not arg.startswith(f"{cli_flag(name)}=")]
     if where in ("cli", "both"):
         args.append(f"{cli_flag(name)}={cli_value}")
     result = pytester.runpytest(*args)
     assert_clean(result)
     assert result.ret == pytest.ExitCode.OK, output_of(result)
     expected = parsed_ini if where == "ini" else parsed_cli
-    document = load(pytester.path / "out.json")
+    document = load_json(pytester.path / "out.json")
     assert document["settings"][key] == expected
     (record,) = document["measurements"]
     if name == "alpha":
@@ -184,7 +191,7 @@ def test_json_option_from_ini_and_command_line(pytester: pytest.Pytester, where)
     pytester.makepyfile(test_tiny=TINY_TEST)
     if where in ("ini", "both"):
         ini(pytester, hwperf_json="from-ini.json")
-    args = ["--hwperf", *QUICK]
+    args = ["--hwperf", *FAST_RUN]
     if where in ("cli", "both"):
         args.append("--hwperf-json=reports/from-cli.json")
     result = pytester.runpytest(*args)
@@ -193,7 +200,7 @@ def test_json_option_from_ini_and_command_line(pytester: pytest.Pytester, where)
     written = "from-ini.json" if where == "ini" else "reports/from-cli.json"
     not_written = "reports/from-cli.json" if where == "ini" else "from-ini.json"
     assert not (pytester.path / not_written).exists()
-    document = load(pytester.path / written)
+    document = load_json(pytester.path / written)
     assert document["schema_version"] == 1
     assert [m["test_id"] for m in document["measurements"]] == ["test_tiny.py::test_tiny"]
     result.stdout.fnmatch_lines([f"hwperf: JSON report written to *{written}"])
@@ -205,7 +212,7 @@ def test_relative_json_path_in_ini_is_relative_to_the_ini_file(pytester: pytest.
     sub = pytester.mkdir("elsewhere")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(sub)
-        result = pytester.runpytest("--hwperf", *QUICK, str(pytester.path))
+        result = pytester.runpytest("--hwperf", *FAST_RUN, str(pytester.path))
     assert result.ret == pytest.ExitCode.OK, output_of(result)
     assert (pytester.path / "out" / "report.json").exists()
     assert not (sub / "out").exists()
@@ -228,7 +235,7 @@ def test_hwperf_switch_from_ini_and_command_line(
     pytester.makepyfile(test_mode=MODE_TEST)
     if ini_values:
         ini(pytester, **ini_values)
-    result = pytester.runpytest(*args, *QUICK)
+    result = pytester.runpytest(*args, *FAST_RUN)
     assert_clean(result)
     assert result.ret == pytest.ExitCode.OK, output_of(result)
     enabled, mode, n = (pytester.path / "mode.txt").read_text().split()
@@ -245,7 +252,7 @@ def test_hwperf_switch_as_a_toml_boolean(pytester: pytest.Pytester):
     """`hwperf = true` (a TOML boolean, not a string) turns measuring on."""
     pytester.makepyfile(test_mode=MODE_TEST)
     pytester.makepyprojecttoml("[tool.pytest.ini_options]\nhwperf = true\n")
-    result = pytester.runpytest(*QUICK)
+    result = pytester.runpytest(*FAST_RUN)
     assert result.ret == pytest.ExitCode.OK, output_of(result)
     enabled, mode, _ = (pytester.path / "mode.txt").read_text().split()
     assert (enabled, mode) == ("True", "measured")
@@ -258,11 +265,12 @@ def test_max_time_from_ini_bounds_the_sampling(pytester: pytest.Pytester):
     """Without a budget a measurement aims at 200 samples; 0.25 s of 10 ms calls is ~25."""
     pytester.makepyfile(test_sleepy=SLEEPY_TEST)
     ini(pytester, hwperf_max_time="0.25")
+    # the time limit under test comes from the ini file: only the warm-up is given
     result = pytester.runpytest(
         "--hwperf", "--hwperf-warmup=0.01", "--hwperf-json=out.json", "test_sleepy.py::test_sleepy"
     )
     assert result.ret == pytest.ExitCode.OK, output_of(result)
-    records = {r["test_id"]: r for r in load(pytester.path / "out.json")["measurements"]}
+    records = {r["test_id"]: r for r in load_json(pytester.path / "out.json")["measurements"]}
     sleepy = records["test_sleepy.py::test_sleepy"]
     assert 1 <= sleepy["stats"]["n"] <= 26
     assert sleepy["timing"]["stop_reason"] == "max-time"
@@ -271,10 +279,12 @@ def test_max_time_from_ini_bounds_the_sampling(pytester: pytest.Pytester):
 def test_warmup_from_ini_and_command_line(pytester: pytest.Pytester):
     pytester.makepyfile(test_sleepy=SLEEPY_TEST)
     ini(pytester, hwperf_warmup="0.2")
+    # 0.2 s: the 10 ms target has no budget, so the run lasts the whole time limit; the
+    # warm-up under test comes from the ini file, then from the command line
     args = ("--hwperf", "--hwperf-max-time=0.2", "test_sleepy.py::test_sleepy")
     result = pytester.runpytest(*args, "--hwperf-json=ini.json")
     assert result.ret == pytest.ExitCode.OK, output_of(result)
-    records = {r["test_id"]: r for r in load(pytester.path / "ini.json")["measurements"]}
+    records = {r["test_id"]: r for r in load_json(pytester.path / "ini.json")["measurements"]}
     timing = records["test_sleepy.py::test_sleepy"]["timing"]
     # Warm-up runs for at least 0.2 s; each call takes >= 10 ms, so at most ~20 calls.
     assert timing["warmup_ms"] >= 200
@@ -282,7 +292,7 @@ def test_warmup_from_ini_and_command_line(pytester: pytest.Pytester):
 
     result = pytester.runpytest(*args, "--hwperf-warmup=0.001", "--hwperf-json=cli.json")
     assert result.ret == pytest.ExitCode.OK, output_of(result)
-    records = {r["test_id"]: r for r in load(pytester.path / "cli.json")["measurements"]}
+    records = {r["test_id"]: r for r in load_json(pytester.path / "cli.json")["measurements"]}
     # Two calls (the minimum) already exceed 1 ms.
     assert records["test_sleepy.py::test_sleepy"]["timing"]["warmup_calls"] == 2
 
@@ -300,11 +310,13 @@ def test_alpha_changes_how_many_samples_a_pass_needs(pytester: pytest.Pytester):
         """
     )
     ini(pytester, hwperf_alpha="0.5")
-    loose = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=loose.json")
-    strict = pytester.runpytest("--hwperf", *QUICK, "--hwperf-alpha=0.001", "--hwperf-json=s.json")
+    loose = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=loose.json")
+    strict = pytester.runpytest(
+        "--hwperf", *FAST_RUN, "--hwperf-alpha=0.001", "--hwperf-json=s.json"
+    )
     assert loose.ret == strict.ret == pytest.ExitCode.OK
-    (loose_record,) = load(pytester.path / "loose.json")["measurements"]
-    (strict_record,) = load(pytester.path / "s.json")["measurements"]
+    (loose_record,) = load_json(pytester.path / "loose.json")["measurements"]
+    (strict_record,) = load_json(pytester.path / "s.json")["measurements"]
     assert loose_record["timing"]["alpha"] == 0.5
     assert strict_record["timing"]["alpha"] == 0.001
     assert loose_record["outcome"] == strict_record["outcome"] == "pass"
@@ -326,6 +338,8 @@ def test_inconclusive_policy(pytester: pytest.Pytester, ini_value, args, fails):
     pytester.makepyfile(test_undecidable=INCONCLUSIVE_TEST)
     if ini_value is not None:
         ini(pytester, hwperf_inconclusive=ini_value)
+    # 0.2 s: a p99.9 budget needs thousands of samples, so it stays undecided (as this
+    # test needs), and the run is short
     result = pytester.runpytest("--hwperf", "--hwperf-max-time=0.2", "--hwperf-warmup=0.01", *args)
     assert_clean(result)
     result.stdout.fnmatch_lines(["*test_undecidable.py::test_undecidable*inconclusive*"])
@@ -364,9 +378,9 @@ def test_gc_policy_is_recorded(pytester: pytest.Pytester, args, recorded):
         """
     )
     ini(pytester, hwperf_gc="disable")
-    result = pytester.runpytest("--hwperf", *QUICK, "--hwperf-json=out.json", *args)
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=out.json", *args)
     assert result.ret == pytest.ExitCode.OK, output_of(result)
-    (record,) = load(pytester.path / "out.json")["measurements"]
+    (record,) = load_json(pytester.path / "out.json")["measurements"]
     assert record["timing"]["gc"] == recorded
     # The last call was a sample: garbage collection was off during sampling or not.
     assert (pytester.path / "gc.txt").read_text() == str(recorded == "collect-then-enabled")
@@ -379,8 +393,11 @@ BAD_VALUES = [
     ("max_time", "0"),
     ("max_time", "-1"),
     ("max_time", "inf"),
+    ("max_time", "1e308"),
+    ("max_time", "86401"),
     ("warmup", "soon"),
     ("warmup", "-0.1"),
+    ("warmup", "1e308"),
     ("alpha", "0"),
     ("alpha", "0.6"),
     ("alpha", "low"),
@@ -436,15 +453,46 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, name, bad):
     result.stderr.fnmatch_lines([f"ERROR: ini option {key} in {toml}: invalid value {bad!r}: *"])
 
 
+@pytest.mark.parametrize("name", ["max_time", "warmup"])
+@pytest.mark.parametrize("where", ["ini", "cli"])
+def test_a_time_beyond_a_day_is_one_usage_error_line(pytester: pytest.Pytester, name, where):
+    """1e308 s would reach the sampler and fail every test with a traceback (issue 13)."""
+    pytester.makepyfile(test_tiny=TINY_TEST)
+    args = ["--hwperf"]
+    if where == "ini":
+        toml = ini(pytester, **{f"hwperf_{name}": "1e308"})
+        origin = f"ini option hwperf_{name} in {toml}"
+    else:
+        args.append(f"{cli_flag(name)}=1e308")
+        origin = f"command line option {cli_flag(name)}"
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert_clean(result)
+    assert [line for line in result.errlines if line.strip()] == [
+        f"ERROR: {origin}: invalid value '1e308': expected a time in seconds, a positive"
+        " number up to 86400 (1 day)"
+    ]
+    result.stdout.no_fnmatch_line("*collected*")
+
+
+def test_a_time_of_one_day_is_accepted(pytester: pytest.Pytester):
+    pytester.makepyfile(test_tiny=TINY_TEST)
+    day = f"{MAX_SECONDS:g}"
+    result = pytester.runpytest(
+        "--hwperf", f"--hwperf-max-time={day}", f"--hwperf-warmup={day}", "--collect-only"
+    )
+    assert result.ret == pytest.ExitCode.OK, output_of(result)
+
+
 def test_the_command_line_hides_a_bad_ini_value(pytester: pytest.Pytester):
     """The ini value is never read when the command line gives one."""
     pytester.makepyfile(test_tiny=TINY_TEST)
     ini(pytester, hwperf_alpha="bogus", hwperf_gc="sometimes")
     result = pytester.runpytest(
-        "--hwperf", *QUICK, "--hwperf-alpha=0.05", "--hwperf-gc=disable", "--hwperf-json=o.json"
+        "--hwperf", *FAST_RUN, "--hwperf-alpha=0.05", "--hwperf-gc=disable", "--hwperf-json=o.json"
     )
     assert result.ret == pytest.ExitCode.OK, output_of(result)
-    settings = load(pytester.path / "o.json")["settings"]
+    settings = load_json(pytester.path / "o.json")["settings"]
     assert (settings["alpha"], settings["gc"]) == (0.05, "disable")
 
 

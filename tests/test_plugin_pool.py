@@ -7,6 +7,7 @@ import time
 
 import psutil
 import pytest
+from _output import FAST_RUN
 
 torch = pytest.importorskip("torch", reason="the pool serves a torch model")
 
@@ -86,9 +87,7 @@ def _wait_until_gone(before: set[int], timeout_s: float = 5.0) -> set[int]:
 def test_worker_pool_runs_judges_and_leaves_no_worker(pytester):
     before = _children()
     pytester.makepyfile(factories=FACTORIES, test_pool=POOL_TEST)
-    result = pytester.runpytest(
-        "--hwperf", "--hwperf-max-time=2", "--hwperf-warmup=0.01", "--hwperf-json=out.json", "-rf"
-    )
+    result = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-json=out.json", "-rf")
     result.assert_outcomes(passed=1, failed=1)
     # A factory that raises fails its test with the worker's traceback.
     result.stdout.fnmatch_lines(
@@ -142,12 +141,10 @@ def test_observed_gate_fails_more_busy_threads_than_cores(pytester):
                 torch.set_num_threads(before)
         """
     )
-    result = pytester.runpytest("--hwperf", "--hwperf-max-time=2", "--hwperf-warmup=0.01")
+    result = pytester.runpytest("--hwperf", *FAST_RUN)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*oversubscribed: observed * busy threads (test process *) > * usable core*"]
     )
-    off = pytester.runpytest(
-        "--hwperf", "--hwperf-max-time=1", "--hwperf-warmup=0.01", "--hwperf-oversubscription=off"
-    )
+    off = pytester.runpytest("--hwperf", *FAST_RUN, "--hwperf-oversubscription=off")
     off.assert_outcomes(passed=1)

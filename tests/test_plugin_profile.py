@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _output import assert_clean
+from _output import FAST_RUN, assert_clean
+from _typed_records import typed
 
+from pytest_hwperf.judge.verdict import breaches_of
+from pytest_hwperf.plugin.judging import policy_of
 from pytest_hwperf.plugin.options import Settings
-from pytest_hwperf.plugin.session import _profiled_breach
 
 QUICK = (
     "--hwperf",
-    "--hwperf-max-time=0.5",
-    "--hwperf-warmup=0.01",
+    *FAST_RUN,
     "--hwperf-reference=off",
     "--hwperf-json=out.json",
     "-p",
@@ -35,7 +36,7 @@ import time
 
 import pytest
 
-from pytest_hwperf.plugin.keys import PROFILE_TARGETS_KEY
+from pytest_hwperf.plugin.fixtures import PROFILE_TARGETS_KEY
 
 
 def busy_loop():
@@ -304,7 +305,8 @@ def record(**overrides: Any) -> dict[str, Any]:
     ],
 )
 def test_only_budget_and_regression_breaches_are_profiled(fields, settings, profiled):
-    assert _profiled_breach(record(**fields), settings) is profiled
+    breaches = breaches_of(typed(record(**fields)), policy_of(settings, perf_items=1))
+    assert any(b.profiled for b in breaches) is profiled
 
 
 def test_a_target_measured_in_inference_mode_is_profiled_in_it():

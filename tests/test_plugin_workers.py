@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from _output import FAST_RUN
 
 from pytest_hwperf.hardware.cpu import detect_cpu
 
@@ -183,8 +184,7 @@ def test_xdist_workers_each_run_on_their_own_cores(pytester, monkeypatch):
         "-n",
         "2",
         "--hwperf",
-        "--hwperf-max-time=0.5",
-        "--hwperf-warmup=0.01",
+        *FAST_RUN,
         "--hwperf-json=out.json",
         "-p",
         "no:randomly",

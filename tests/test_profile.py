@@ -30,6 +30,7 @@ from pytest_hwperf.profiling.profile import (
     resolve_tool,
     take_profile,
 )
+from pytest_hwperf.records.codec import to_json
 
 SHORT = 0.3  # seconds of profiling: enough samples, little test time
 
@@ -339,7 +340,7 @@ def test_scalene_under_scalene_is_switched_on_around_the_target(tmp_path, monkey
     assert events[0] == "start"
     assert events[-1] == "stop"
     assert events.count("call") == profile.calls >= 1
-    assert profile_lines("m", profile.to_record()) == [
+    assert profile_lines("m", profile.as_record()) == [
         f"m: profile (scalene): {profile.calls} calls profiled; scalene writes its profile"
         " (scalene-profile.json, or its --outfile) when pytest exits"
     ]
@@ -380,8 +381,8 @@ def test_profile_lines_name_the_path_and_the_top_functions():
         (TopFunction("m.py:3(f)", 12.345, 0.41), TopFunction("{built-in}", 1.0, 0.033)),
         None,
         7,
-    ).to_record()
-    assert record == {
+    ).as_record()
+    assert to_json(record) == {
         "tool": "cprofile",
         "path": "/x/p.prof",
         "top": [
@@ -396,7 +397,7 @@ def test_profile_lines_name_the_path_and_the_top_functions():
         "embed: profile:   m.py:3(f)  own 12.3 ms (41%)",
         "embed: profile:   {built-in}  own 1.0 ms (3%)",
     ]
-    failed = Profile("py-spy", error="py-spy is not on PATH: pip install py-spy").to_record()
+    failed = Profile("py-spy", error="py-spy is not on PATH: pip install py-spy").as_record()
     assert profile_lines("embed", failed) == [
         "embed: profile (py-spy): not taken: py-spy is not on PATH: pip install py-spy"
     ]

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from _output import FAST_RUN
 
 PROJECT = """
 import torch
@@ -41,8 +42,7 @@ def test_a_parallel_target_gets_a_parallel_gauge_and_a_serial_one_a_serial_gauge
     pytester.makepyfile(test_kinds=PROJECT)
     result = pytester.runpytest(
         "--hwperf",
-        "--hwperf-max-time=0.6",
-        "--hwperf-warmup=0.05",
+        *FAST_RUN,
         "--hwperf-json=out.json",
         "--hwperf-oversubscription=off",
         "--hwperf-reference=on",

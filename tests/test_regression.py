@@ -9,9 +9,11 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from _typed_records import typed
 from scipy import integrate
 from scipy import stats as sps
 
+from pytest_hwperf.judge.gate import SavedRun, compare_with_runs
 from pytest_hwperf.judge.regression import (
     IMPROVEMENT,
     NO_BASELINE,
@@ -21,12 +23,13 @@ from pytest_hwperf.judge.regression import (
     bonferroni_alpha,
     compare,
     disturbed_runs,
-    gate_ms,
     parse_threshold,
     student_t_cdf,
     student_t_isf,
     student_t_sf,
 )
+from pytest_hwperf.records.codec import to_json_object
+from pytest_hwperf.records.types import JSONValue
 
 LIMIT = math.log(1.10)  # the default threshold on the log scale
 Z99 = NormalDist().inv_cdf(0.99)
@@ -420,22 +423,36 @@ def test_bonferroni_level_shows_in_the_interval_label():
     assert "(99.9% CI " in c.reason()
 
 
+def gate_record(
+    current: float, baseline: list[float], fingerprint: str | None = None, alpha: float = 0.01
+) -> dict[str, JSONValue]:
+    """The gate's record of a comparison (what the plugin and `hwperf compare` write)."""
+    found = compare_with_runs(
+        current,
+        [SavedRun(b) for b in baseline],
+        key="t.py::test_x::m@cpu",
+        threshold_pct=10.0,
+        alpha=alpha,
+        fingerprint=fingerprint,
+    )
+    return to_json_object(found)
+
+
 @pytest.mark.parametrize(
     ("current", "baseline"), [(1.5, [1.0, 1.01, 0.99]), (1.0, [1.0]), (1.0, [])]
 )
 def test_record_is_json_safe(current, baseline):
     c = compare(current, baseline)
-    record = c.to_record()
+    record = gate_record(current, baseline)
     assert json.loads(json.dumps(record, allow_nan=False)) == record
     assert record["outcome"] == c.outcome
     assert record["reason"] == c.reason()
     assert record["ci_confidence_pct"] == pytest.approx(98.0)
-    assert c.to_record("ab12")["reason"] == c.reason("ab12")
+    assert gate_record(current, baseline, "ab12")["reason"] == c.reason("ab12")
 
 
 def test_record_stays_finite_for_absurd_bounds():
-    c = compare(1.0, [1.0, 100.0, 0.01], alpha=1e-12)
-    record = c.to_record()
+    record = gate_record(1.0, [1.0, 100.0, 0.01], alpha=1e-12)
     assert json.loads(json.dumps(record, allow_nan=False)) == record
 
 
@@ -576,12 +593,14 @@ def test_runs_that_agree_closely_keep_a_run_within_three_percent():
 
 
 def test_gate_ms_is_the_fastest_call_over_every_round():
-    record = {
-        "stats": {"min_ms": 3.0},
-        "rounds": [{"n": 100, "min_ms": 3.0}, {"n": 90, "min_ms": 2.0}],
-        "samples_ns": [3_000_000, 3_100_000],
-    }
-    assert gate_ms(record) == 2.0
-    assert gate_ms({"stats": {"min_ms": 3.0}, "rounds": []}) == 3.0
-    assert gate_ms({"samples_ns": [4_000_000, 3_500_000]}) == 3.5
-    assert gate_ms({"samples_ns": []}) is None
+    record = typed(
+        {
+            "stats": {"min_ms": 3.0},
+            "rounds": [{"n": 100, "min_ms": 3.0}, {"n": 90, "min_ms": 2.0}],
+            "samples_ns": [3_000_000, 3_100_000],
+        }
+    )
+    assert record.gate_ms == 2.0
+    assert typed({"stats": {"min_ms": 3.0}, "rounds": []}).gate_ms == 3.0
+    assert typed({"stats": {"n": 0}, "samples_ns": [4_000_000, 3_500_000]}).gate_ms == 3.5
+    assert typed({"stats": {"n": 0}, "samples_ns": []}).gate_ms is None

@@ -14,6 +14,7 @@ import pytest
 from pytest_hwperf.hardware.gpu import GpuInfo, GpuReport
 from pytest_hwperf.hardware.machine import Machine, detect_machine
 from pytest_hwperf.hardware.requirements import HardwareRequirements, unmet_requirements
+from pytest_hwperf.plugin.markers import HardwareMarker, MarkerError
 
 GB = 1_000_000_000
 NO_GPU_REASON = "no NVIDIA driver library (libnvidia-ml.so.1 not found)"
@@ -217,3 +218,26 @@ def test_every_unmet_requirement_is_named_once_each(machine) -> None:
         f"needs >= 64 GB of memory, this machine has 8.0 GB ({MEMORY_SOURCE})",
         f"needs a GPU, this machine has 0: {NO_GPU_REASON}",
     ]
+
+
+def test_the_hardware_marker_binds_to_exactly_these_requirements() -> None:
+    """The marker's arguments are HardwareRequirements' fields, declared there once."""
+    marker = HardwareMarker.from_args(
+        (), {"min_cores": 2, "gpu_name": "A100", "min_compute_capability": "8.6"}
+    )
+    assert marker.requirements == HardwareRequirements(
+        min_cores=2, gpu_name="A100", min_compute_capability=(8, 6)
+    )
+    assert type(marker.requirements) is HardwareRequirements
+    assert str(HardwareMarker.SIGNATURE) == (
+        "(*, gpu=False, min_gpus=0, min_cores=None, min_memory_gb=None, gpu_name=None,"
+        " min_gpu_memory_gb=None, min_compute_capability=None)"
+    )
+
+
+@pytest.mark.parametrize(
+    "arg", ["min_gpus", "min_cores", "min_memory_gb", "min_gpu_memory_gb", "min_compute_capability"]
+)
+def test_a_requirement_no_float_holds_is_a_marker_error(arg: str) -> None:
+    with pytest.raises(MarkerError, match=rf"^@pytest.mark.hardware: argument '{arg}' must be"):
+        HardwareMarker.from_args((), {arg: 10**400})

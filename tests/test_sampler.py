@@ -11,6 +11,7 @@ import pytest
 
 from pytest_hwperf.judge.compliance import LatencyBudget, Outcome, ThroughputBudget
 from pytest_hwperf.measure.device import DeviceError, DeviceSync, device_sync, normalize_device
+from pytest_hwperf.measure.result import Measurement
 from pytest_hwperf.measure.sampler import SamplingPolicy, measure, plan_samples
 
 US = 1_000
@@ -509,3 +510,41 @@ def test_device_sync_cuda_without_cuda():
     with pytest.raises(DeviceError, match="CUDA is not available") as info:
         device_sync("cuda")
     assert "'cuda:0'" in str(info.value)
+
+
+def test_measurement_from_samples_defaults_match_a_hand_built_one():
+    samples = np.array([2 * MS, 4 * MS, 6 * MS], dtype=np.int64)
+    notes = ["a note"]
+    built = Measurement.from_samples(
+        name="m",
+        device="cpu",
+        samples_ns=samples,
+        timing_method="clock",
+        gc_policy="gc",
+        stop_reason="decided",
+        alpha=0.01,
+        notes=notes,
+    )
+    by_hand = Measurement(
+        name="m",
+        device="cpu",
+        mode="measured",
+        timing_method="clock",
+        sync_method="none",
+        block_size=1,
+        samples_ns=samples,
+        warmup_calls=0,
+        warmup_ns=0,
+        per_call_estimate_ns=4.0 * MS,  # the samples' mean
+        gc_policy="gc",
+        stop_reason="decided",
+        alpha=0.01,
+        looks=1,
+        notes=["a note"],
+    )
+    assert built.to_record() == by_hand.to_record()
+    assert built.samples_ns.dtype == np.int64
+    assert built.verdicts == []
+    assert built.threads == {}
+    notes.append("later")  # the measurement keeps its own list
+    assert built.notes == ["a note"]

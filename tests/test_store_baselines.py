@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from pytest_hwperf.judge import stats
+from pytest_hwperf.records.types import FingerprintRecord
 from pytest_hwperf.store import (
     KEEP_RUNS,
     SAMPLE_CAP,
@@ -35,10 +36,16 @@ from pytest_hwperf.store import (
 REPO = Path(__file__).resolve().parents[1]
 
 DIGEST = "ab12cd34ef56"
-FP: dict[str, Any] = {
-    "digest": DIGEST,
-    "label": "Test CPU x86-64-v3, 4 cores, 16 GB RAM class, no GPU",
-    "hashed": {"cpu": {"model": "Test CPU", "usable_cores": 4}, "fingerprint_version": 1},
+FP = FingerprintRecord(
+    digest=DIGEST,
+    label="Test CPU x86-64-v3, 4 cores, 16 GB RAM class, no GPU",
+    hashed={"cpu": {"model": "Test CPU", "usable_cores": 4}, "fingerprint_version": 1},
+)
+# The fingerprint as a report carries it: its volatile facts are never saved.
+FP_JSON: dict[str, Any] = {
+    "digest": FP.digest,
+    "label": FP.label,
+    "hashed": dict(FP.hashed),
     "volatile": {"hostname": "builder-7"},
 }
 K1 = measurement_key("tests/test_model.py::test_infer", "latency", "cpu")
@@ -151,7 +158,7 @@ def test_record_round_trip() -> None:
     ],
 )
 def test_from_record_rejects_bad_types(field: str, value: object) -> None:
-    record = summary(1).to_record()
+    record: dict[str, object] = dict(summary(1).to_record())
     record[field] = value
     with pytest.raises(ValueError, match=field):
         RunSummary.from_record(record)
@@ -183,7 +190,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     baseline = store.load(DIGEST)
     assert isinstance(baseline, Baseline)
     assert baseline.path == path
-    assert baseline.fingerprint == {k: FP[k] for k in ("digest", "label", "hashed")}
+    assert baseline.fingerprint == FP
     assert baseline.runs_for(K1) == (summary(1),)
     assert baseline.runs_for(K2) == (summary(2, base_ns=5_000_000),)
     assert baseline.runs_for("missing::x@cpu") == ()
@@ -251,11 +258,9 @@ def test_accept_replaces_runs_of_the_given_keys(tmp_path: Path) -> None:
 
 def test_json_is_stable_and_sorted(tmp_path: Path) -> None:
     runs = {K1: summary(1), K2: summary(2)}
-    reordered_fp = {
-        "hashed": dict(reversed(list(FP["hashed"].items()))),
-        "label": FP["label"],
-        "digest": DIGEST,
-    }
+    reordered_fp = FingerprintRecord(
+        hashed=dict(reversed(list(FP.hashed.items()))), label=FP.label, digest=DIGEST
+    )
     a = BaselineStore(tmp_path / "a").save(FP, runs)
     b = BaselineStore(tmp_path / "b").save(reordered_fp, dict(reversed(list(runs.items()))))
     text = a.read_text(encoding="utf-8")
@@ -275,14 +280,14 @@ def test_bad_digest_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="digest"):
         store.path_for("../escape")
     with pytest.raises(ValueError, match="digest"):
-        store.save({**FP, "digest": ".hidden"}, {K1: summary(1)})
+        store.save(replace(FP, digest=".hidden"), {K1: summary(1)})
 
 
 def test_list(tmp_path: Path) -> None:
     store = BaselineStore(tmp_path)
     assert store.list() == []
     store.save(FP, {K1: summary(1), K2: summary(4)})
-    other = {**FP, "digest": "ffff00001111", "label": "Other"}
+    other = replace(FP, digest="ffff00001111", label="Other")
     store.save(other, {K1: summary(2)})
     (store.folder / "0bad.json").write_text("{oops", encoding="utf-8")
     (store.folder / ".ab12cd34ef56.json.x1.tmp").write_text("{", encoding="utf-8")
@@ -293,7 +298,7 @@ def test_list(tmp_path: Path) -> None:
     assert bad.error is not None
     assert str(store.folder / "0bad.json") in bad.error
     assert good.error is None
-    assert good.label == FP["label"]
+    assert good.label == FP.label
     assert good.measurements == 2
     assert good.updated == summary(4).created
     assert good.path == store.path_for("ab12cd34ef56")
@@ -306,7 +311,7 @@ def test_list(tmp_path: Path) -> None:
 def _valid_text() -> str:
     document = {
         "schema_version": 1,
-        "fingerprint": {k: FP[k] for k in ("digest", "label", "hashed")},
+        "fingerprint": {k: FP_JSON[k] for k in ("digest", "label", "hashed")},
         "measurements": {K1: [summary(1).to_record()]},
     }
     return json.dumps(document, indent=1, sort_keys=True) + "\n"
@@ -342,7 +347,7 @@ BAD_FILES = {
     "runs-not-list": (_with({"measurements": {K1: {"n": 1}}}), "malformed entry"),
     "wrong-types": (_bad_run(), "malformed entry"),
     "other-digest": (
-        _with({"fingerprint": {**FP, "digest": "000000000000", "volatile": None}}),
+        _with({"fingerprint": {**FP_JSON, "digest": "000000000000", "volatile": None}}),
         "not 'ab12cd34ef56'",
     ),
     "not-utf8": (b"\xff\xfe{}", "not UTF-8"),
@@ -403,9 +408,10 @@ _CHILD_PRELUDE = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
+    from pytest_hwperf.records.types import FingerprintRecord
     from pytest_hwperf.store import BaselineStore, RunSummary
 
-    FP = {"digest": "ab12cd34ef56", "label": "Test CPU", "hashed": {"cpu": 1}}
+    FP = FingerprintRecord(digest="ab12cd34ef56", label="Test CPU", hashed={"cpu": 1})
 
     def big(tag, keys=40, n=2000):
         runs = {}

@@ -10,8 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,6 +19,7 @@ from pytest_hwperf.store import (
     HISTORY_SCHEMA_VERSION,
     SAMPLE_CAP,
     History,
+    HistoryRow,
     StoreError,
     TrendRow,
     commit_label,
@@ -31,23 +32,21 @@ KEY = measurement_key(TEST, "latency", "cpu")
 KEY_GPU = measurement_key(TEST, "latency", "cuda:0")
 
 
-def meas(
-    key: str = KEY, *, median: float = 1.0, samples: list[int] | None = None
-) -> dict[str, Any]:
+def meas(key: str = KEY, *, median: float = 1.0, samples: list[int] | None = None) -> HistoryRow:
     test_id, rest = key.rsplit("::", 1)
     name, device = rest.split("@")
-    return {
-        "key": key,
-        "test_id": test_id,
-        "name": name,
-        "device": device,
-        "n": 100,
-        "median_ms": median,
-        "mean_ms": median * 1.1,
-        "p95_ms": median * 1.5,
-        "outcome": "pass",
-        "samples_ns": [1_000_000, 1_100_000, 900_000] if samples is None else samples,
-    }
+    return HistoryRow(
+        key=key,
+        test_id=test_id,
+        name=name,
+        device=device,
+        n=100,
+        median_ms=median,
+        mean_ms=median * 1.1,
+        p95_ms=median * 1.5,
+        outcome="pass",
+        samples_ns=(1_000_000, 1_100_000, 900_000) if samples is None else tuple(samples),
+    )
 
 
 def created(day: int) -> str:
@@ -160,7 +159,8 @@ def test_recording_a_run_again_replaces_it(tmp_path: Path) -> None:
 def test_a_failed_run_is_not_half_recorded(tmp_path: Path) -> None:
     history = History(tmp_path / "h.sqlite")
     history.record_run("run-1", created(1), "A", None, None, [meas()])
-    broken = {**meas(KEY_GPU), "name": None}  # violates NOT NULL after the first insert
+    # A name of None violates NOT NULL after the first insert.
+    broken = replace(meas(KEY_GPU), name=None)  # type: ignore[arg-type]
     with pytest.raises(StoreError, match=re.escape(str(tmp_path / "h.sqlite"))):
         history.record_run("run-2", created(2), "A", None, None, [meas(), broken])
     assert [r.run_id for r in history.trend(TEST)] == ["run-1"]

@@ -15,6 +15,7 @@ from pytest_hwperf.judge.compliance import (
     Outcome,
     ThroughputBudget,
     judge,
+    settle,
 )
 
 MS = 1_000_000  # ns
@@ -396,6 +397,33 @@ def test_with_outcome_keeps_everything_else():
     assert w.outcome is Outcome.INCONCLUSIVE
     for field in ("budget", "n", "measured", "lower", "upper", "alpha", "p_value", "exceedances"):
         assert getattr(w, field) == getattr(v, field)
+
+
+def test_settle_turns_only_undecided_into_inconclusive_and_keeps_order():
+    budget = LatencyBudget(50.0)  # p95: 90 calls none over pass, 89 do not yet
+    passed = judge(budget, np.full(90, 1 * MS, dtype=np.int64), 0.01)
+    failed = judge(budget, np.full(8, 60 * MS, dtype=np.int64), 0.01)
+    undecided = judge(budget, np.full(89, 1 * MS, dtype=np.int64), 0.01)
+    throughput = judge(ThroughputBudget(1.0), np.full(3, 1 * MS, dtype=np.int64), 0.01)
+    inconclusive = undecided.with_outcome(Outcome.INCONCLUSIVE)
+    assert undecided.outcome is Outcome.UNDECIDED
+    assert throughput.outcome is Outcome.UNDECIDED  # too few samples for a t bound
+
+    settled = settle(iter([undecided, passed, failed, throughput, inconclusive]))
+
+    assert [v.outcome for v in settled] == [
+        Outcome.INCONCLUSIVE,
+        Outcome.PASS,
+        Outcome.FAIL,
+        Outcome.INCONCLUSIVE,
+        Outcome.INCONCLUSIVE,
+    ]
+    assert settled[0] == inconclusive  # figures kept, only the outcome changes
+    assert settled[1] is passed
+    assert settled[2] is failed
+    assert settled[3].budget == throughput.budget
+    assert settled[4] is inconclusive
+    assert settle([]) == []
 
 
 def test_outcome_str_and_budget_describe():

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from pytest_hwperf.units import fmt_ms, fmt_pct, fmt_rate
+
 __all__ = [
     "Budget",
     "LatencyBudget",
@@ -80,22 +82,3 @@ class ThroughputBudget:
 
 
 Budget = LatencyBudget | ThroughputBudget
-
-
-def fmt_pct(p: float) -> str:
-    return f"{p:g}"
-
-
-def fmt_ms(ms: float) -> str:
-    # Thresholds sit where rounding would carry over ("99.996" must not print "100.00").
-    if ms >= 99.995:
-        return f"{ms:.0f} ms"
-    if ms >= 0.99995:
-        return f"{ms:.2f} ms"
-    return f"{ms * 1000:.1f} us"
-
-
-def fmt_rate(r: float) -> str:
-    if r >= 100:
-        return f"{r:,.0f}"
-    return f"{r:.3g}"

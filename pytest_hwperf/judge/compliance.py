@@ -7,7 +7,7 @@ budget, the exact binomial test decides (MLPerf LoadGen's early-stopping idea):
 - compliance is shown when P(X <= e | n, 1 - p) <= alpha,
 - violation is shown when P(X >= e | n, 1 - p) <= alpha,
 - otherwise the data cannot tell yet: keep sampling, and at the time limit the
-  verdict is "inconclusive".
+  verdict is "inconclusive" (:func:`settle`).
 
 A throughput budget is a claim about the mean time per call (items per second =
 batch size / mean seconds per call); it is judged with one-sided Student-t bounds on
@@ -17,6 +17,7 @@ the mean at the same alpha. Nothing here knows about pytest.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "Outcome",
     "ThroughputBudget",
     "judge",
+    "settle",
 ]
 
 
@@ -135,6 +137,18 @@ def judge(budget: Budget, samples_ns: np.ndarray, alpha: float) -> BudgetVerdict
     if isinstance(budget, LatencyBudget):
         return _judge_latency(budget, samples_ns, alpha)
     return _judge_throughput(budget, samples_ns, alpha)
+
+
+def settle(verdicts: Iterable[BudgetVerdict]) -> list[BudgetVerdict]:
+    """The final verdicts, once no more samples will come.
+
+    A verdict the samples could not decide (UNDECIDED) becomes INCONCLUSIVE; a decided
+    one (pass or fail) is kept as it is. The order is kept.
+    """
+    return [
+        v.with_outcome(Outcome.INCONCLUSIVE) if v.outcome is Outcome.UNDECIDED else v
+        for v in verdicts
+    ]
 
 
 def _judge_latency(budget: LatencyBudget, samples_ns: np.ndarray, alpha: float) -> BudgetVerdict:

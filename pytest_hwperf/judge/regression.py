@@ -38,10 +38,9 @@ degrees of freedom and the baseline gives 2 to 4. Nothing here knows about pytes
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
 
 from pytest_hwperf.judge.budgets import fmt_ms
 
@@ -58,7 +57,6 @@ __all__ = [
     "compare",
     "disturbed_runs",
     "drift_adjusted",
-    "gate_ms",
     "parse_threshold",
     "student_t_cdf",
     "student_t_isf",
@@ -291,26 +289,6 @@ class Comparison:
             f"p={_fmt_p(self.p_value)}{where}"
         )
 
-    def to_record(self, fingerprint: str | None = None) -> dict[str, object]:
-        """JSON-safe record (plain floats, ints, strings and None; no NaN or inf)."""
-        return {
-            "outcome": self.outcome,
-            "statistic": self.statistic,
-            "current_ms": self.current_ms,
-            "baseline_ms": self.baseline_ms,
-            "change_pct": self.change_pct,
-            "ci_low_pct": self.ci_low_pct,
-            "ci_high_pct": self.ci_high_pct,
-            "ci_confidence_pct": self.ci_confidence_pct,
-            "p_value": self.p_value,
-            "sigma_pct": self.sigma_pct,
-            "sigma_source": self.sigma_source,
-            "baseline_runs": self.baseline_runs,
-            "threshold_pct": self.threshold_pct,
-            "alpha": self.alpha,
-            "reason": self.reason(fingerprint),
-        }
-
 
 def _positive_finite(name: str, value: float) -> float:
     number = float(value)
@@ -495,17 +473,27 @@ def bonferroni_alpha(alpha: float, comparisons: int) -> float:
 
 
 def parse_threshold(raw: str | float) -> float:
-    """A tolerated slowdown in percent: 10, 10.0, "10" and "10%" all mean 10%."""
-    what = 'the regression threshold must be a positive percentage such as 10 or "10%"'
+    """A tolerated slowdown in percent: 10, 10.0, "10" and "10%" all mean 10%.
+
+    The one percent parser: `--hwperf-regression`, `latency(regression=...)` and
+    `hwperf compare --regression` all use it. A bad value is a one-line ValueError.
+    """
     value = raw.strip().removesuffix("%").strip() if isinstance(raw, str) else raw
-    if isinstance(value, bool):  # True is an int to Python, not a percentage to a user
-        raise ValueError(f"{what}, got {raw!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what}, got {raw!r}") from None
+    try:  # True is an int to Python, not a percentage to a user
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):  # 10**400 overflows a float
+        number = math.nan
     if not (number > 0.0 and math.isfinite(number)):
-        raise ValueError(f"{what}, got {raw!r}")
+        try:
+            shown = repr(raw)
+        except ValueError:  # an int beyond Python's digit limit for str()
+            shown = "an integer too large to show"
+        if len(shown) > 40:
+            shown = f"{shown[:20]}... ({len(shown)} characters)"
+        raise ValueError(
+            f'the regression threshold must be a positive percentage such as 10 or "10%",'
+            f" got {shown}"
+        )
     return number
 
 
@@ -551,21 +539,3 @@ def drift_adjusted(
     adjusted = [m * ratio for m, ratio in zip(medians, ratios, strict=True)]
     factor = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios))
     return adjusted, factor
-
-
-def gate_ms(record: Mapping[str, Any]) -> float | None:
-    """The statistic the gate compares for one measured record (a JSON report's or the
-    plugin's own): the fastest call over every round it was measured in, in ms.
-
-    `rounds` (added when a suspected regression was measured again, `--hwperf-confirm`)
-    holds each round's fastest call; without them, the record's own `stats.min_ms`, or
-    the fastest of its samples. None when there is nothing to compare (no samples)."""
-    rounds = record.get("rounds") or []
-    values = [float(r["min_ms"]) for r in rounds if isinstance(r, Mapping) and r.get("min_ms")]
-    if values:
-        return min(values)
-    stats = record.get("stats")
-    if isinstance(stats, Mapping) and isinstance(stats.get("min_ms"), int | float):
-        return float(stats["min_ms"])
-    samples = record.get("samples_ns") or []
-    return min(samples) / 1e6 if samples else None

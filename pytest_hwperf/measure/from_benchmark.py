@@ -50,19 +50,15 @@ def measurement_from_benchmark(
 
     import numpy as np
 
-    from pytest_hwperf.judge.compliance import BudgetVerdict, Outcome, judge
+    from pytest_hwperf.judge.compliance import Outcome, judge, settle
     from pytest_hwperf.measure.result import Measurement
 
     seconds = np.asarray(data, dtype=np.float64)
     samples_ns = np.rint(np.clip(seconds, 0.0, None) * 1e9).astype(np.int64)
     n = int(samples_ns.size)
 
-    verdicts: list[BudgetVerdict] = []
-    for budget in dict.fromkeys(budgets):  # a budget given twice is judged once
-        verdict = judge(budget, samples_ns, alpha)
-        if verdict.outcome is Outcome.UNDECIDED:
-            verdict = verdict.with_outcome(Outcome.INCONCLUSIVE)
-        verdicts.append(verdict)
+    # A budget given twice is judged once; one these rounds cannot decide is inconclusive.
+    verdicts = settle(judge(budget, samples_ns, alpha) for budget in dict.fromkeys(budgets))
 
     notes = [
         f"judged on pytest-benchmark's rounds: each sample is a round mean over {iterations}"
@@ -93,21 +89,17 @@ def measurement_from_benchmark(
     timer = _timer_name(fixture, metadata)
     method = f"pytest-benchmark rounds (timer {timer}"
     method += f", {iterations} iterations per round)" if iterations > 1 else ")"
-    return Measurement(
+    return Measurement.from_samples(
         name=name,
         device=device,
-        mode="measured",
-        timing_method=method,
-        sync_method="none",
-        block_size=iterations,
         samples_ns=samples_ns,
+        timing_method=method,
+        block_size=iterations,
         warmup_calls=0,  # pytest-benchmark's warm-up rounds are not recorded
-        warmup_ns=0,
         per_call_estimate_ns=float(seconds.mean() * 1e9),
         gc_policy=_gc_policy(fixture, metadata),
         stop_reason=STOP_REASON,
         alpha=alpha,
-        looks=1,
         sampling_ns=round(float(seconds.sum()) * iterations * 1e9),
         verdicts=verdicts,
         notes=notes,

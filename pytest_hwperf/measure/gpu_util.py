@@ -22,11 +22,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from pytest_hwperf.measure.window import WindowContext
+from pytest_hwperf.records.types import GpuUtilizationRecord
 
 if TYPE_CHECKING:
     from pytest_hwperf.hardware.gpu import GpuReport
+    from pytest_hwperf.measure.result import Measurement
 
 __all__ = [
     "IDLE_BELOW_PCT",
@@ -76,14 +79,14 @@ class GpuUtilization:
     def mostly_idle(self) -> bool:
         return self.mean_pct < self.idle_below_pct
 
-    def to_record(self) -> dict[str, object]:
-        return {
-            "mean_pct": self.mean_pct,
-            "max_pct": self.max_pct,
-            "samples": self.samples,
-            "method": self.method,
-            "idle_below_pct": self.idle_below_pct,
-        }
+    def record(self) -> GpuUtilizationRecord:
+        return GpuUtilizationRecord(
+            mean_pct=self.mean_pct,
+            max_pct=self.max_pct,
+            samples=self.samples,
+            method=self.method,
+            idle_below_pct=self.idle_below_pct,
+        )
 
 
 def _import_pynvml() -> Any:
@@ -96,9 +99,9 @@ def _wall_us() -> int:
 
 
 def _reason(exc: BaseException) -> str:
-    from pytest_hwperf.hardware.gpu import _nvml_reason
+    from pytest_hwperf.hardware.gpu import nvml_reason
 
-    return _nvml_reason(exc)
+    return nvml_reason(exc)
 
 
 def _is_not_found(nvml: Any, exc: BaseException) -> bool:
@@ -112,14 +115,15 @@ def _sample_value(value_type: int, sample: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-class GpuUtilizationSampler:
-    """A context manager around a measurement on one CUDA device.
+class GpuUtilizationSampler(WindowContext):
+    """A window around a measurement on one CUDA device (measure/window.py).
 
-    Entering notes the time; leaving asks NVML for the driver's samples taken since, so
-    nothing runs beside or inside the measurement. After the block, `result` holds the
-    utilisation (None when NVML could not give it) and `note` says why a figure is
-    missing or how it was approximated. Never raises: whatever NVML does becomes the
-    note.
+    `start()` (entering) notes the time; `stop()` (leaving) asks NVML for the driver's
+    samples taken since, so nothing runs beside or inside the measurement (`abort()`,
+    leaving on an exception, asks nothing). After the
+    block, `result` holds the utilisation (None when NVML could not give it) and `note`
+    says why a figure is missing or how it was approximated; `apply(measurement)`
+    records both. Never raises: whatever NVML does becomes the note.
 
     `identify` gives the device's UUIDs to try in order (NVML's exact match, whatever
     the device order) and NVML's index, tried last; it is asked after the measurement,
@@ -145,24 +149,36 @@ class GpuUtilizationSampler:
         self.result: GpuUtilization | None = None
         self.note: str | None = None
 
-    def __enter__(self) -> GpuUtilizationSampler:
+    def start(self) -> None:
         self._since_us = self._now_us()
-        return self
+        self.result = None
+        self.note = None
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None or self._since_us is None:
-            return  # the measurement failed: there is no figure to give
+    def stop(self) -> None:
+        if self._since_us is None:
+            return
         window_s = max(0, self._now_us() - self._since_us) / 1e6
         try:
             self._read(window_s)
         except Exception as error:  # an odd driver costs the figure, not the measurement
             self.result = None
             self._missing(_reason(error))
+
+    def abort(self) -> None:
+        """The measurement failed: there is no figure to give, and NVML is not asked."""
+        self._since_us = None
+
+    def apply(self, measurement: Measurement) -> None:
+        """The GPU's busy share onto the measurement, and a call-out when it idled."""
+        from pytest_hwperf.report.advice import idle_gpu_line
+
+        figure = self.result
+        if figure is not None:
+            measurement.gpu_utilization = figure.record()
+            if figure.mostly_idle:
+                measurement.notes.append(idle_gpu_line(self.device, figure.mean_pct))
+        if self.note is not None:
+            measurement.notes.append(self.note)
 
     def _missing(self, why: str) -> None:
         self.note = f"GPU utilization of {self.device} not sampled: {why}"

@@ -46,10 +46,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
+
+from pytest_hwperf.measure.window import WindowContext
+from pytest_hwperf.records.types import MemoryRecord
+
+if TYPE_CHECKING:
+    from pytest_hwperf.measure.result import Measurement
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
@@ -58,9 +63,7 @@ __all__ = [
     "MemoryTracker",
     "MemoryUsage",
     "ProcessMemory",
-    "fmt_mb",
     "gpu_readers",
-    "judge_memory",
     "linux_readers",
     "portable_readers",
 ]
@@ -248,21 +251,21 @@ class MemoryUsage:
             how = "not readable"
         return f"{who}, {how}"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "rss_peak_mb": self.rss_peak_mb,
-            "rss_start_mb": self.rss_start_mb,
-            "process_peak_mb": self.process_peak_mb,
-            "children_peak_mb": self.children_peak_mb,
-            "children": self.children,
-            "tree_sampled_peak_mb": self.tree_sampled_peak_mb,
-            "gpu_peak_mb": self.gpu_peak_mb,
-            "gpu_device": self.gpu_device,
-            "method": self.method,
-            "resolution_ms": self.resolution_ms,
-            "samples": self.samples,
-            "scope": self.scope,
-        }
+    def record(self) -> MemoryRecord:
+        return MemoryRecord(
+            rss_peak_mb=self.rss_peak_mb,
+            rss_start_mb=self.rss_start_mb,
+            process_peak_mb=self.process_peak_mb,
+            children_peak_mb=self.children_peak_mb,
+            children=self.children,
+            tree_sampled_peak_mb=self.tree_sampled_peak_mb,
+            gpu_peak_mb=self.gpu_peak_mb,
+            gpu_device=self.gpu_device,
+            method=self.method,
+            resolution_ms=self.resolution_ms,
+            samples=self.samples,
+            scope=self.scope,
+        )
 
 
 @dataclass
@@ -287,15 +290,17 @@ def _mb(n: int | None) -> float | None:
     return None if n is None else n / MB
 
 
-class MemoryTracker:
+class MemoryTracker(WindowContext):
     """Peak memory over a window; wrap the measurement in it.
 
     >>> with MemoryTracker(gpu_device="cuda:0") as tracker:  # doctest: +SKIP
     ...     run_measurement()
     >>> tracker.usage.rss_peak_mb  # doctest: +SKIP
 
-    ``readers`` and ``gpu`` replace the real readers; ``thread=False`` leaves sampling
-    to explicit ``sample()`` calls (tests drive it that way).
+    ``start()``/``stop()`` do the same without a ``with``, and ``apply(measurement)``
+    records the figures (a window of measure/window.py). ``readers`` and ``gpu``
+    replace the real readers; ``thread=False`` leaves sampling to explicit ``sample()``
+    calls (tests drive it that way).
     """
 
     def __init__(
@@ -488,85 +493,8 @@ class MemoryTracker:
             raise RuntimeError("no memory usage yet: the MemoryTracker window has not closed")
         return self._usage
 
-    def __enter__(self) -> MemoryTracker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-# -- the verdict ------------------------------------------------------------------------
-
-
-def fmt_mb(mb: float) -> str:
-    """312.4 MB, 1.2 GB (binary units, as the budgets are)."""
-    if mb >= 1024:
-        return f"{mb / 1024:.1f} GB"
-    return f"{mb:.1f} MB"
-
-
-def judge_memory(
-    memory: Mapping[str, Any] | None,
-    *,
-    rss_mb: float | None,
-    gpu_mb: float | None,
-    device: str,
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """Judge a measurement's memory record against a `memory` marker's budgets.
-
-    Returns the record with ``rss_budget_mb``, ``gpu_budget_mb``, ``outcome`` ("pass",
-    "fail", or None when nothing could be judged) and ``reason`` (the one line) added,
-    and the notes to attach to the measurement for budgets that were not judged.
-    """
-    notes: list[str] = []
-    if memory is None:
-        notes.append("memory budget not judged: no memory figures for this measurement")
-        return None, notes
-    judged = dict(memory)
-    judged["rss_budget_mb"] = rss_mb
-    judged["gpu_budget_mb"] = gpu_mb
-    fails: list[str] = []
-    passes: list[str] = []
-    rss_peak = memory.get("rss_peak_mb")
-    if rss_mb is not None:
-        if isinstance(rss_peak, (int, float)):
-            line = f"peak RSS {fmt_mb(rss_peak)} {{}} the {rss_mb:g} MB budget ({memory['scope']})"
-            if rss_peak > rss_mb:
-                fails.append(line.format("over"))
-            else:
-                passes.append(line.format("within"))
-        else:
-            notes.append("memory: rss_mb budget not judged: the RSS could not be read")
-    gpu_peak = memory.get("gpu_peak_mb")
-    if gpu_mb is not None:
-        if isinstance(gpu_peak, (int, float)):
-            where = memory.get("gpu_device") or device
-            line = f"peak allocated {fmt_mb(gpu_peak)} on {where} {{}} the {gpu_mb:g} MB budget"
-            line += " (torch allocator)"
-            if gpu_peak > gpu_mb:
-                fails.append(line.format("over"))
-            else:
-                passes.append(line.format("within"))
-        elif device.startswith("cuda"):
-            notes.append(
-                "memory: gpu_mb budget not judged: torch's CUDA allocator statistics"
-                " could not be read for this measurement"
-            )
-        else:
-            notes.append(
-                f"memory: gpu_mb budget not judged: this measurement ran on {device}"
-                " (device memory is tracked for CUDA measurements)"
-            )
-    if fails:
-        judged["outcome"], judged["reason"] = "fail", "; ".join(fails)
-    elif passes:
-        judged["outcome"], judged["reason"] = "pass", "; ".join(passes)
-    else:
-        judged["outcome"], judged["reason"] = None, None
-    return judged, notes
+    def apply(self, measurement: Measurement) -> None:
+        """The figures onto the measurement, with the notes of those it could not read."""
+        usage = self.usage
+        measurement.memory = usage.record()
+        measurement.notes.extend(usage.notes)

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pytest_hwperf.records.types import ModelRecord
+
 __all__ = ["ModelError", "PreparedModel", "is_torch_module", "prepare_model"]
 
 
@@ -71,15 +73,15 @@ class PreparedModel:
         with self._inference_mode():
             return self.module(*args, **kwargs)
 
-    def info(self) -> dict[str, object]:
+    def info(self) -> ModelRecord:
         """What the reports record about the model."""
-        return {
-            "name": self.name,
-            "device": self.device,
-            "dtype": self.dtype,
-            "parameters": self.parameters,
-            "parameter_bytes": self.parameter_bytes,
-        }
+        return ModelRecord(
+            name=self.name,
+            device=self.device,
+            dtype=self.dtype,
+            parameters=self.parameters,
+            parameter_bytes=self.parameter_bytes,
+        )
 
 
 def prepare_model(model: object, device: str, dtype: object = None) -> PreparedModel:

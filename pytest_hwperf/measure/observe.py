@@ -25,12 +25,16 @@ import functools
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from types import TracebackType
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import psutil
 
 from pytest_hwperf.hardware.threads import thread_settings
+from pytest_hwperf.measure.window import WindowContext
+
+if TYPE_CHECKING:
+    from pytest_hwperf.measure.result import Measurement
 
 __all__ = [
     "DEFAULT_BUSY_FRACTION",
@@ -158,6 +162,17 @@ class ThreadObservation:
         """Threads that existed but did not compete (listed in reports, never failed)."""
         return sum(self.idle_by_process.values())
 
+    def children_only(self) -> ThreadObservation:
+        """The busy threads of the descendants only, the watched process counted as 0
+        busy: a worker pool's load, driven from the test process that stands for clients
+        running elsewhere in production."""
+        busy = {pid: n for pid, n in self.busy_by_process.items() if pid != self.test_pid}
+        return replace(
+            self,
+            busy_by_process={self.test_pid: 0, **busy},
+            busy_total=sum(busy.values()),
+        )
+
     def to_record(self) -> dict[str, object]:
         """A JSON-ready dict (pids as string keys, as JSON requires)."""
         return {
@@ -172,16 +187,18 @@ class ThreadObservation:
         }
 
 
-class ThreadSampler:
+class ThreadSampler(WindowContext):
     """Counts busy threads over a window; wrap the measurement in it.
 
     >>> with ThreadSampler() as sampler:  # doctest: +SKIP
     ...     run_measurement()
     >>> sampler.observation.busy_total  # doctest: +SKIP
 
-    ``start()``/``stop()`` do the same without a ``with``. The window should be long
+    ``start()``/``stop()`` do the same without a ``with``, and ``apply(measurement)``
+    records the counts (a window of measure/window.py). The window should be long
     enough for the kernel's CPU accounting (clock ticks, usually 10 ms) to resolve
-    ``busy_fraction`` of it: a second or more is comfortable.
+    ``busy_fraction`` of it: a second or more is comfortable. ``children_only``: count
+    only the descendants' busy threads (see :meth:`ThreadObservation.children_only`).
     """
 
     def __init__(
@@ -193,6 +210,7 @@ class ThreadSampler:
         clock: Callable[[], float] = time.perf_counter,
         read_pools: Callable[[], dict[str, int]] = read_pools,
         environ: Mapping[str, str] | None = None,
+        children_only: bool = False,
     ) -> None:
         if not 0 <= busy_fraction <= 1:
             raise ValueError(f"busy_fraction must be within [0, 1], got {busy_fraction!r}")
@@ -202,6 +220,7 @@ class ThreadSampler:
         self._clock = clock
         self._read_pools = read_pools
         self._environ = environ
+        self.children_only = children_only
         self._before: ThreadTimes | None = None
         self._start = 0.0
         self._observation: ThreadObservation | None = None
@@ -222,7 +241,7 @@ class ThreadSampler:
         busy = {pid: sum(threads.values()) for pid, threads in verdicts.items()}
         idle = {pid: len(threads) - busy[pid] for pid, threads in verdicts.items()}
         self._before = None
-        self._observation = ThreadObservation(
+        observation = ThreadObservation(
             test_pid=self.pid,
             busy_by_process=busy,
             idle_by_process=idle,
@@ -231,7 +250,14 @@ class ThreadSampler:
             pools=self._read_pools(),
             xdist_workers=xdist_worker_count(self._environ),
         )
-        return self._observation
+        if self.children_only:
+            observation = observation.children_only()
+        self._observation = observation
+        return observation
+
+    def apply(self, measurement: Measurement) -> None:
+        """The counts onto the measurement (`observed_threads`)."""
+        measurement.observed_threads = self.observation.to_record()
 
     @property
     def observation(self) -> ThreadObservation:
@@ -239,15 +265,3 @@ class ThreadSampler:
         if self._observation is None:
             raise RuntimeError("no observation yet: the ThreadSampler window has not closed")
         return self._observation
-
-    def __enter__(self) -> ThreadSampler:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

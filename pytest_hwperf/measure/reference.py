@@ -27,7 +27,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pytest_hwperf.measure.window import WindowContext
+
+if TYPE_CHECKING:
+    from pytest_hwperf.measure.result import Measurement
 
 __all__ = ["Reference", "ReferenceGauge", "busy_threads", "reference", "thread_times"]
 
@@ -82,32 +87,50 @@ def reference(
     return _numpy(budget_s, clock, threads=None)
 
 
-class ReferenceGauge:
-    """The reference around one measurement: `start()` right before it, `finish()` right
-    after, which returns the reference time (ns) and kind to record.
+class ReferenceGauge(WindowContext):
+    """The reference around one measurement, a window of measure/window.py: `start()`
+    right before it times the reference once, `stop()` right after notes which threads
+    the target kept busy, and `apply(measurement)` times it again and records the
+    reference time (ns) and kind; `finish()` gives them without a measurement.
 
     Before: a guess (parallel when torch is loaded). After: the kind settled by how many
     threads the target kept busy; the two timings are averaged when the guess was right.
+    The second timing runs only once asked for, so a measurement that failed costs none.
     """
 
     def __init__(self) -> None:
         self._before: Reference | None = None
         self._threads: dict[int, float] = {}
         self._started = 0.0
+        self._busy: int | None = None
+        self._result: Reference | None = None
 
     def start(self) -> None:
+        self._busy = self._result = None
         self._before = reference(parallel="torch" in sys.modules)
         self._threads = thread_times()
         self._started = time.perf_counter()
 
-    def finish(self) -> Reference:
+    def stop(self) -> None:
         window = time.perf_counter() - self._started
-        busy = busy_threads(self._threads, thread_times(), window)
-        after = reference(parallel=busy >= 2)
+        self._busy = busy_threads(self._threads, thread_times(), window)
+
+    def finish(self) -> Reference:
+        """The reference time and kind (closing the window first if still open)."""
+        if self._result is not None:
+            return self._result
+        if self._busy is None:
+            self.stop()
+        after = reference(parallel=(self._busy or 0) >= 2)
         before = self._before
         if before is not None and before.kind == after.kind:
-            return Reference((before.ns + after.ns) / 2, after.kind)
+            after = Reference((before.ns + after.ns) / 2, after.kind)
+        self._result = after
         return after
+
+    def apply(self, measurement: Measurement) -> None:
+        speed = self.finish()
+        measurement.reference_ns, measurement.reference_kind = speed.ns, speed.kind
 
 
 def _torch(torch: Any, budget_s: float, clock: Callable[[], int]) -> Reference:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 
 from pytest_hwperf.judge import stats
 from pytest_hwperf.judge.compliance import BudgetVerdict, Outcome
+from pytest_hwperf.records.codec import as_facts, to_json
+from pytest_hwperf.records.types import (
+    GpuUtilizationRecord,
+    JSONValue,
+    MeasurementRecord,
+    MemoryRecord,
+    ModelRecord,
+    RoundRecord,
+)
 
 __all__ = ["Measurement", "Statistics", "overall_outcome"]
 
@@ -112,19 +120,75 @@ class Measurement:
     verdicts: list[BudgetVerdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     threads: dict[str, object] = field(default_factory=dict)
-    model: dict[str, object] | None = None  # hwperf_model's facts, when it was the target
+    model: ModelRecord | None = None  # hwperf_model's facts, when it was the target
     observed_threads: dict[str, object] | None = None  # busy/idle threads during sampling
     oversubscription: str | None = None  # the observed gate's line, when it tripped
     served_per_s: float | None = None  # a worker pool's requests per second, all workers
     reference_ns: float | None = None  # the reference workload's time around this measurement
     reference_kind: str | None = None  # which reference: "torch-mm/2", "numpy-dot/1"
-    memory: dict[str, Any] | None = None  # peak RSS and device memory (measure/memory.py)
+    memory: MemoryRecord | None = None  # peak RSS and device memory (measure/memory.py)
     # How busy the GPU was while a CUDA measurement ran (measure/gpu_util.py); None off
     # CUDA or when NVML could not say (a note says why).
-    gpu_utilization: dict[str, object] | None = None
+    gpu_utilization: GpuUtilizationRecord | None = None
     # Each round of a suspected regression measured again (--hwperf-confirm), the first
-    # being this measurement: {"n", "min_ms", "p50_ms"}. Empty when it was not suspected.
-    rounds: list[dict[str, Any]] = field(default_factory=list)
+    # being this measurement. Empty when it was not suspected.
+    rounds: list[RoundRecord] = field(default_factory=list)
+
+    # --- building one --------------------------------------------------------------
+
+    @classmethod
+    def from_samples(
+        cls,
+        *,
+        name: str,
+        device: str,
+        samples_ns: np.ndarray,
+        timing_method: str,
+        gc_policy: str,
+        stop_reason: str,
+        alpha: float,
+        mode: str = "measured",
+        sync_method: str = "none",
+        block_size: int = 1,
+        warmup_calls: int = 0,
+        warmup_ns: int = 0,
+        per_call_estimate_ns: float | None = None,
+        looks: int = 1,
+        sampling_ns: int = 0,
+        verdicts: list[BudgetVerdict] | None = None,
+        notes: list[str] | None = None,
+        threads: dict[str, object] | None = None,
+    ) -> Measurement:
+        """A measurement from its samples (int64 ns) and how they were taken.
+
+        What most measurements share is the default: measured, no device
+        synchronisation, one call per sample, no warm-up recorded, one look, no budgets.
+        ``per_call_estimate_ns`` defaults to the samples' mean. The other fields keep
+        their defaults and are set on the measurement afterwards.
+        """
+        samples = np.asarray(samples_ns, dtype=np.int64)
+        return cls(
+            name=name,
+            device=device,
+            mode=mode,
+            timing_method=timing_method,
+            sync_method=sync_method,
+            block_size=block_size,
+            samples_ns=samples,
+            warmup_calls=warmup_calls,
+            warmup_ns=warmup_ns,
+            per_call_estimate_ns=(
+                float(samples.mean()) if per_call_estimate_ns is None else per_call_estimate_ns
+            ),
+            gc_policy=gc_policy,
+            stop_reason=stop_reason,
+            alpha=alpha,
+            looks=looks,
+            sampling_ns=sampling_ns,
+            verdicts=list(verdicts or ()),
+            notes=list(notes or ()),
+            threads=dict(threads or {}),
+        )
 
     @cached_property
     def stats(self) -> Statistics:
@@ -163,15 +227,17 @@ class Measurement:
     def samples_ms(self) -> list[float]:
         return [float(x) / 1e6 for x in self.samples_ns]
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, JSONValue]:
+        """This measurement as the JSON report writes it (before the session adds the
+        test's context and verdicts)."""
         outcome = self.outcome
         return {
             "name": self.name,
             "device": self.device,
             "mode": self.mode,
             "outcome": outcome.value if outcome is not None else None,
-            "stats": self.stats.to_record(),
-            "budgets": [v.to_record() for v in self.verdicts],
+            "stats": as_facts(self.stats.to_record()),
+            "budgets": [as_facts(v.to_record()) for v in self.verdicts],
             "timing": {
                 "clock": self.timing_method,
                 "sync": self.sync_method,
@@ -186,22 +252,29 @@ class Measurement:
                 "sampling_ms": self.sampling_ns / 1e6,
             },
             "notes": list(self.notes),
-            "threads": dict(self.threads),
-            "model": None if self.model is None else dict(self.model),
-            "observed_threads": self.observed_threads,
+            "threads": as_facts(self.threads),
+            "model": to_json(self.model),
+            "observed_threads": (
+                None if self.observed_threads is None else as_facts(self.observed_threads)
+            ),
             "oversubscription": self.oversubscription,
             "served_per_s": self.served_per_s,
             "reference_ms": None if self.reference_ns is None else self.reference_ns / 1e6,
             "reference_kind": self.reference_kind,
-            "memory": None if self.memory is None else dict(self.memory),
-            "gpu_utilization": (
-                None if self.gpu_utilization is None else dict(self.gpu_utilization)
-            ),
-            "rounds": [dict(r) for r in self.rounds],
+            "memory": to_json(self.memory),
+            "gpu_utilization": to_json(self.gpu_utilization),
+            "rounds": to_json(self.rounds),
             "samples_ns": [int(x) for x in self.samples_ns],
         }
 
-    def round_record(self) -> dict[str, Any]:
+    def round_record(self) -> RoundRecord:
         """This measurement as one round of a confirmation (`rounds`)."""
         stats = self.stats
-        return {"n": stats.n, "min_ms": stats.min_ms, "p50_ms": stats.p50_ms}
+        return RoundRecord(n=stats.n, min_ms=stats.min_ms, p50_ms=stats.p50_ms)
+
+    def as_record(self, test_id: str) -> MeasurementRecord:
+        """This measurement as the typed record the judging layer and reports read (its
+        verdicts already in; the regression and memory verdicts are added by judging)."""
+        from pytest_hwperf.records.codec import measurement_from_json
+
+        return measurement_from_json({**self.to_record(), "test_id": test_id}, self.name)

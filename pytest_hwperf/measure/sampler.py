@@ -29,7 +29,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from pytest_hwperf.judge.compliance import Budget, BudgetVerdict, Outcome, judge
+from pytest_hwperf.judge.compliance import Budget, BudgetVerdict, Outcome, judge, settle
 from pytest_hwperf.measure.device import DeviceSync
 from pytest_hwperf.measure.result import Measurement
 
@@ -174,12 +174,14 @@ def measure(
     block = plan.block_size
     method = "perf_counter_ns" if block == 1 else f"perf_counter_ns/block-of-{block}"
     notes = list(plan.notes)
-    verdicts: list[BudgetVerdict] = []
-    for budget in budgets:
-        verdict = decided.get(budget)
-        if verdict is None:
-            verdict = judge(budget, samples, plan.alpha_per_look).with_outcome(Outcome.INCONCLUSIVE)
-        verdicts.append(verdict)
+    # A budget no look decided is judged once more on all the samples; at the last look
+    # it was undecided on these same samples, so it settles as inconclusive.
+    verdicts = settle(
+        [
+            decided[budget] if budget in decided else judge(budget, samples, plan.alpha_per_look)
+            for budget in budgets
+        ]
+    )
     if stop_reason == "failed" and any(v.outcome is Outcome.INCONCLUSIVE for v in verdicts):
         notes.append("sampling stopped at the first failed budget; the others were not decided")
     elif stop_reason in ("max-time", "max-samples") and any(
@@ -196,14 +198,13 @@ def measure(
                 f"no decision within {policy.max_time_s:g} s ({samples.size} samples): the"
                 " budget sits too close to the measured percentile for this many samples"
             )
-    measurement = Measurement(
+    measurement = Measurement.from_samples(
         name=name,
         device=sync.device,
-        mode="measured",
+        samples_ns=samples,
         timing_method=method,
         sync_method=sync.method,
         block_size=block,
-        samples_ns=samples,
         warmup_calls=len(warm),
         warmup_ns=warm_total_ns,
         per_call_estimate_ns=per_call_ns,

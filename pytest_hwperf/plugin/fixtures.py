@@ -1,4 +1,5 @@
-"""The `hwperf` fixture: the measuring handle."""
+"""The fixtures (`hwperf`, the measuring handle; `device`, `hwperf_model`, `hwinfo`,
+`worker_config`) and the stash keys of the state they read and fill."""
 
 from __future__ import annotations
 
@@ -6,25 +7,15 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import pytest
 
 from pytest_hwperf.hardware.context import HardwareContext
 from pytest_hwperf.measure.models import ModelError, PreparedModel, is_torch_module, prepare_model
-from pytest_hwperf.plugin.keys import (
-    CONTEXT_KEY,
-    DEVICE_KEY,
-    MEASUREMENTS_KEY,
-    MODELS_KEY,
-    PROFILE_TARGETS_KEY,
-    SETTINGS_KEY,
-    SPEC_KEY,
-    WORKER_CONFIG_KEY,
-)
-from pytest_hwperf.plugin.markers import TestSpec
-from pytest_hwperf.plugin.options import Settings
+from pytest_hwperf.measure.window import opened
+from pytest_hwperf.plugin.markers import SPEC_KEY, TestSpec
+from pytest_hwperf.plugin.options import SETTINGS_KEY, Settings
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning
 from pytest_hwperf.workers.config import WorkerConfig, applied_threads
 
@@ -35,17 +26,31 @@ if TYPE_CHECKING:
     from pytest_hwperf.hardware.machine import Machine
     from pytest_hwperf.hardware.memory import MemoryInfo
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
-    from pytest_hwperf.measure.gpu_util import GpuUtilizationSampler
-    from pytest_hwperf.measure.observe import ThreadSampler
+    from pytest_hwperf.measure.observe import ThreadObservation, ThreadSampler
+    from pytest_hwperf.measure.window import Window
+    from pytest_hwperf.records.types import ModelRecord
+    from pytest_hwperf.workers.placement import Placement
 
 # The measuring modules (numpy, threadpoolctl) are imported on the first measurement,
 # so that a test run that never measures pays nothing for them at start-up.
 
 __all__ = [
+    "AFFINITY_KEY",
+    "CONTEXT_KEY",
+    "DEVICE_KEY",
+    "MEASUREMENTS_KEY",
+    "MODELS_KEY",
+    "PLACEMENT_KEY",
+    "PROFILE_TARGETS_KEY",
+    "REGRESSION_CHECK_KEY",
+    "WORKER_CONFIG_KEY",
     "HardwareInfo",
     "Hwperf",
+    "ObservedThreads",
+    "RegressionCheck",
     "declared_config",
     "device",
+    "hardware_context",
     "hwinfo",
     "hwperf",
     "hwperf_model",
@@ -53,6 +58,37 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class RegressionCheck(Protocol):
+    """Would the regression gate fail this fastest call (ms) of a test's measurement?
+    Arguments: test id, measurement name, device, value in ms, the test's spec."""
+
+    def __call__(
+        self, test_id: str, name: str, device: str, value_ms: float, spec: TestSpec, /
+    ) -> bool: ...
+
+
+# -- stash keys: on the config, set at configure --------------------------------------
+# The CPUs this process may use (read before the conftests load; an xdist worker's
+# share once placed), an xdist worker's placement, and the detected hardware.
+AFFINITY_KEY: pytest.StashKey[tuple[int, ...]] = pytest.StashKey()
+PLACEMENT_KEY: pytest.StashKey[Placement] = pytest.StashKey()
+CONTEXT_KEY: pytest.StashKey[HardwareContext] = pytest.StashKey()
+# Under --hwperf: the session's answer to "would this be a regression?", put there when
+# the session is registered; `hwperf` measures a suspect again (--hwperf-confirm).
+REGRESSION_CHECK_KEY: pytest.StashKey[RegressionCheck] = pytest.StashKey()
+
+# -- stash keys: on each item, filled by the fixtures ---------------------------------
+MEASUREMENTS_KEY: pytest.StashKey[list[Measurement]] = pytest.StashKey()
+DEVICE_KEY: pytest.StashKey[str] = pytest.StashKey()  # the test's `device` fixture value
+MODELS_KEY: pytest.StashKey[list[ModelRecord]] = pytest.StashKey()  # hwperf_model
+WORKER_CONFIG_KEY: pytest.StashKey[WorkerConfig] = pytest.StashKey()  # declared or gridded
+# Under --hwperf: each measurement's target and device sync by name, so that a failing one
+# can be profiled in the call's makereport (before fixture teardown); popped there.
+PROFILE_TARGETS_KEY: pytest.StashKey[dict[str, tuple[Callable[[], object], DeviceSync]]] = (
+    pytest.StashKey()
+)
 
 # The observed gate counts a thread busy when it used a fifth of a core over the
 # sampling window, and judges only windows long enough for the kernel's 10 ms CPU-time
@@ -126,53 +162,42 @@ class Hwperf:
         s = self._settings
         return SamplingPolicy(max_time_s=s.max_time_s, warmup_s=s.warmup_s, alpha=s.alpha, gc=s.gc)
 
-    @contextmanager
-    def observing(self) -> Iterator[ThreadSampler | None]:
-        """Count the busy threads of this process and its children while measuring."""
-        if self._usable is None or self._settings.oversubscription == "off":
-            yield None
-            return
-        from pytest_hwperf.measure.observe import ThreadSampler
-
-        sampler = ThreadSampler(busy_fraction=OBSERVED_BUSY_FRACTION)
-        with sampler:
-            yield sampler
-
-    def observe(
-        self, measurement: Measurement, sampler: ThreadSampler | None, *, workers_only: bool = False
-    ) -> None:
-        """Record what the sampler saw and apply the observed gate to the measurement.
+    def thread_observer(self, *, workers_only: bool = False) -> ObservedThreads | None:
+        """The window that counts the busy threads of this process and its children while
+        measuring and applies the observed gate; None when that gate is off.
 
         `workers_only`: count only the child processes (a worker pool's); the test process
         drives the load there, standing for clients that run elsewhere in production."""
-        if sampler is None or self._usable is None:
-            return
-        from dataclasses import replace
+        if self._usable is None or self._settings.oversubscription == "off":
+            return None
+        from pytest_hwperf.measure.observe import ThreadSampler
 
-        from pytest_hwperf.workers.gate import observed_gate
+        sampler = ThreadSampler(busy_fraction=OBSERVED_BUSY_FRACTION, children_only=workers_only)
+        return ObservedThreads(
+            sampler, self._usable, warn=self._settings.oversubscription == "warn"
+        )
 
-        observation = sampler.observation
-        if workers_only:
-            busy = {
-                pid: n
-                for pid, n in observation.busy_by_process.items()
-                if pid != observation.test_pid
-            }
-            observation = replace(
-                observation,
-                busy_by_process={observation.test_pid: 0, **busy},
-                busy_total=sum(busy.values()),
-            )
-        measurement.observed_threads = observation.to_record()
-        if observation.window_s < OBSERVED_MIN_WINDOW_S:
-            return  # too short for per-thread CPU time (10 ms ticks) to tell busy from idle
-        cores, source = self._usable()
-        found = observed_gate(observation, cores, source)
-        if found is None:
-            return
-        measurement.oversubscription = found.message
-        if self._settings.oversubscription == "warn":
-            warnings.warn(HwperfOversubscriptionWarning(found.message), stacklevel=3)
+    def _windows(self, device: str) -> list[Window]:
+        """What watches a measurement on `device` (measure/window.py), outermost first."""
+        from pytest_hwperf.measure.gpu_util import utilization_sampler
+        from pytest_hwperf.measure.memory import MemoryTracker
+        from pytest_hwperf.measure.reference import ReferenceGauge
+
+        windows: list[Window] = []
+        # The CPU's speed around a CPU measurement (a GPU's work does not follow it),
+        # gauged in the way the target used the cores: on one thread or several.
+        if self._settings.reference and device == "cpu":
+            windows.append(ReferenceGauge())
+        observer = self.thread_observer()
+        if observer is not None:
+            windows.append(observer)
+        # How busy a CUDA device is kept (NVML's own samples, read after the fact).
+        gpu_busy = utilization_sampler(device, self._gpus)
+        if gpu_busy is not None:
+            windows.append(gpu_busy)
+        # Peak RSS (process tree) and CUDA memory, from the kernel's high-water marks.
+        windows.append(MemoryTracker(gpu_device=device))
+        return windows
 
     def _device_for(self, fn: Callable[..., object], device: object | None) -> object | None:
         """The device to synchronise: the explicit `device=`, else the prepared model's,
@@ -232,20 +257,9 @@ class Hwperf:
         if self.enabled:
             from pytest_hwperf.hardware import thread_settings
             from pytest_hwperf.measure import measure
-            from pytest_hwperf.measure.gpu_util import utilization_sampler
-            from pytest_hwperf.measure.memory import MemoryTracker
-            from pytest_hwperf.measure.reference import ReferenceGauge
 
-            # The CPU's speed around a CPU measurement (a GPU's work does not follow it),
-            # gauged in the way the target used the cores: on one thread or several.
-            gauge = ReferenceGauge() if self._settings.reference and sync.device == "cpu" else None
-            if gauge is not None:
-                gauge.start()
-            # How busy a CUDA device is kept (NVML's own samples, read after the fact).
-            gpu_busy = utilization_sampler(sync.device, self._gpus)
-            # Peak RSS (process tree) and CUDA memory, from the kernel's high-water marks.
-            memory = MemoryTracker(gpu_device=sync.device)
-            with self.observing() as observe, gpu_busy or nullcontext(), memory:
+            windows = self._windows(sync.device)
+            with opened(windows):
                 result, measurement = measure(
                     target,
                     name=label,
@@ -254,15 +268,9 @@ class Hwperf:
                     sync=sync,
                     clock=self._clock,
                 )
-            if gpu_busy is not None:
-                _record_gpu_busy(measurement, gpu_busy)
-            measurement.memory = memory.usage.to_record()
-            measurement.notes.extend(memory.usage.notes)
-            if gauge is not None:
-                speed = gauge.finish()
-                measurement.reference_ns, measurement.reference_kind = speed.ns, speed.kind
+            for window in windows:  # here, so that a warning points at the test
+                window.apply(measurement)
             measurement.threads = thread_settings()
-            self.observe(measurement, observe)
             self._confirm(target, measurement, sync)
             if self._targets is not None:
                 self._targets[label] = (_in_same_torch_mode(target), sync)
@@ -324,16 +332,13 @@ class Hwperf:
         if synchronize is not None:
             synchronize()
         elapsed = self._clock() - t0
-        measurement = Measurement(
+        measurement = Measurement.from_samples(
             name=label,
             device=sync.device,
+            samples_ns=np.asarray([elapsed], dtype=np.int64),
             mode="functional",
             timing_method="perf_counter_ns",
             sync_method=sync.method,
-            block_size=1,
-            samples_ns=np.asarray([elapsed], dtype=np.int64),
-            warmup_calls=0,
-            warmup_ns=0,
             per_call_estimate_ns=float(elapsed),
             gc_policy="untouched",
             stop_reason="functional",
@@ -343,17 +348,44 @@ class Hwperf:
         return result, measurement
 
 
-def _record_gpu_busy(measurement: Measurement, sampler: GpuUtilizationSampler) -> None:
-    """The GPU's busy share onto the measurement, and a call-out when it idled."""
-    from pytest_hwperf.report.advice import idle_gpu_line
+class ObservedThreads:
+    """The thread observer with the observed oversubscription gate (DESIGN section 5)
+    applied to what it saw: a window of measure/window.py around one measurement.
 
-    figure = sampler.result
-    if figure is not None:
-        measurement.gpu_utilization = figure.to_record()
-        if figure.mostly_idle:
-            measurement.notes.append(idle_gpu_line(sampler.device, figure.mean_pct))
-    if sampler.note is not None:
-        measurement.notes.append(sampler.note)
+    The gate judges only windows long enough for the kernel's 10 ms CPU-time ticks to
+    tell busy from idle. A breach is recorded on the measurement and, with `warn`,
+    warned at the caller of the code that applies the windows (the test)."""
+
+    def __init__(
+        self, sampler: ThreadSampler, usable: Callable[[], tuple[int, str]], *, warn: bool
+    ) -> None:
+        self.sampler = sampler
+        self._usable = usable  # usable cores and their source
+        self._warn = warn
+
+    def start(self) -> None:
+        self.sampler.start()
+
+    def stop(self) -> ThreadObservation:
+        return self.sampler.stop()
+
+    def abort(self) -> None:
+        self.sampler.abort()
+
+    def apply(self, measurement: Measurement) -> None:
+        from pytest_hwperf.workers.gate import observed_gate
+
+        self.sampler.apply(measurement)
+        observation = self.sampler.observation
+        if observation.window_s < OBSERVED_MIN_WINDOW_S:
+            return  # too short for per-thread CPU time (10 ms ticks) to tell busy from idle
+        cores, source = self._usable()
+        found = observed_gate(observation, cores, source)
+        if found is None:
+            return
+        measurement.oversubscription = found.message
+        if self._warn:
+            warnings.warn(HwperfOversubscriptionWarning(found.message), stacklevel=3)
 
 
 def _in_same_torch_mode(target: Callable[[], T]) -> Callable[[], T]:
@@ -386,7 +418,7 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
     node = request.node
     spec = node.stash.get(SPEC_KEY, TestSpec())
     sink = node.stash.setdefault(MEASUREMENTS_KEY, [])
-    context = _context(request.config)
+    context = hardware_context(request.config)
 
     def usable() -> tuple[int, str]:
         cpu = context.machine.cpu
@@ -412,24 +444,24 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
 
 def _suspect_for(request: pytest.FixtureRequest) -> Callable[[str, str, float], bool] | None:
     """The session's "would this be a regression?" for this test, when there is one."""
-    from pytest_hwperf.plugin.hooks import _SESSION_NAME
-
-    session = request.config.pluginmanager.get_plugin(_SESSION_NAME)
-    if session is None or not hasattr(session, "suspects_regression"):
+    check = request.config.stash.get(REGRESSION_CHECK_KEY, None)
+    if check is None:
         return None
     node = request.node
     spec = node.stash.get(SPEC_KEY, TestSpec())
 
     def suspect(name: str, device: str, value_ms: float) -> bool:
-        return bool(session.suspects_regression(node.nodeid, name, device, value_ms, spec))
+        return bool(check(node.nodeid, name, device, value_ms, spec))
 
     return suspect
 
 
-def _context(config: pytest.Config) -> HardwareContext:
+def hardware_context(config: pytest.Config) -> HardwareContext:
+    """The session's hardware context, made on first use (the plugin's configure makes
+    it; pytest-benchmark can ask from its own configure, before ours ran)."""
     context = config.stash.get(CONTEXT_KEY, None)
-    if context is None:  # the plugin's configure did not run (used as a library)
-        context = config.stash[CONTEXT_KEY] = HardwareContext(None)
+    if context is None:
+        context = config.stash[CONTEXT_KEY] = HardwareContext(config.stash.get(AFFINITY_KEY, None))
     return context
 
 
@@ -455,7 +487,7 @@ def device(request: pytest.FixtureRequest) -> str:
         problem = str(exc)
     if problem is not None:
         pytest.fail(f"device fixture: {problem}", pytrace=False)
-    reason = _context(request.config).device_unavailable(name)
+    reason = hardware_context(request.config).device_unavailable(name)
     if reason is not None:
         skip_or_fail(request.config, f"device {name}: {reason}")
     request.node.stash[DEVICE_KEY] = name
@@ -475,7 +507,7 @@ def hwperf_model(request: pytest.FixtureRequest) -> Callable[..., PreparedModel]
         problem: str | None = None
         try:
             name = normalize_device(device)
-            missing = _context(request.config).device_unavailable(name)
+            missing = hardware_context(request.config).device_unavailable(name)
             # A plain callable off the CPU is a usage error wherever the test runs; a
             # torch module on a device this machine lacks says which and why.
             if missing is not None and is_torch_module(model):
@@ -494,7 +526,7 @@ def hwperf_model(request: pytest.FixtureRequest) -> Callable[..., PreparedModel]
 @pytest.fixture(scope="session")
 def hwinfo(pytestconfig: pytest.Config) -> HardwareInfo:
     """The detected hardware: `cpu`, `memory`, `gpus`, `usable_cores`, `fingerprint`."""
-    return HardwareInfo(_context(pytestconfig))
+    return HardwareInfo(hardware_context(pytestconfig))
 
 
 class HardwareInfo:
@@ -538,7 +570,7 @@ def declared_config(item: pytest.Item) -> WorkerConfig | None:
     `worker_config` grid parameter, else None."""
     spec = item.stash.get(SPEC_KEY, None)
     if spec is not None and spec.workers is not None:
-        return WorkerConfig(spec.workers.workers, spec.workers.threads)
+        return WorkerConfig(spec.workers.n, spec.workers.threads)
     callspec = getattr(item, "callspec", None)
     param = callspec.params.get("worker_config") if callspec is not None else None
     if isinstance(param, WorkerConfig):

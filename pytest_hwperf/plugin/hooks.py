@@ -14,36 +14,43 @@ import os
 import sys
 import warnings
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hwperf.hardware.context import HardwareContext
 from pytest_hwperf.plugin.fixtures import (
+    AFFINITY_KEY,
+    PLACEMENT_KEY,
+    REGRESSION_CHECK_KEY,
     declared_config,
     device,
+    hardware_context,
     hwinfo,
     hwperf,
     hwperf_model,
     skip_or_fail,
     worker_config,
 )
-from pytest_hwperf.plugin.keys import (
-    AFFINITY_KEY,
-    CONTEXT_KEY,
+from pytest_hwperf.plugin.markers import (
     MARKER_ERROR_KEY,
-    PLACEMENT_KEY,
-    SETTINGS_KEY,
+    MARKERS,
     SPEC_KEY,
+    MarkerError,
+    marker_help,
+    read_spec,
 )
-from pytest_hwperf.plugin.markers import MARKERS, MarkerError, marker_help, read_spec
-from pytest_hwperf.plugin.options import add_options, resolve_settings
+from pytest_hwperf.plugin.options import SETTINGS_KEY, add_options, resolve_settings
 from pytest_hwperf.plugin.pool_fixture import worker_pool
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning, HwperfWarning
 
+if TYPE_CHECKING:
+    from pytest_hwperf.plugin.session import HwperfSession
+
 __all__ = ["device", "hwinfo", "hwperf", "hwperf_model", "worker_config", "worker_pool"]
 
-_SESSION_NAME = "hwperf-session"
+# Under --hwperf: the session plugin, registered at configure, unregistered at unconfigure.
+SESSION_KEY: pytest.StashKey[HwperfSession] = pytest.StashKey()
+# On an item skipped for unmet hardware: its skip points at the test (makereport).
 HARDWARE_SKIP_KEY: pytest.StashKey[bool] = pytest.StashKey()
 _MARKER_NAMES = frozenset(m.NAME for m in MARKERS)
 
@@ -104,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if settings.enabled:
         _place_xdist_worker(config)
-    _context(config)
+    hardware_context(config)
     reports = (("json", settings.json_path), ("html", settings.html_path))
     for flag, path in reports:
         if path is not None and not settings.enabled:
@@ -118,12 +125,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.enabled:
         from pytest_hwperf.plugin.session import HwperfSession
 
-        config.pluginmanager.register(HwperfSession(config, settings), _SESSION_NAME)
+        session = HwperfSession(config, settings)
+        config.pluginmanager.register(session, "hwperf-session")
+        config.stash[SESSION_KEY] = session
+        # What the hwperf fixture asks of the session, without importing it.
+        config.stash[REGRESSION_CHECK_KEY] = session.suspects_regression
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    session = config.pluginmanager.get_plugin(_SESSION_NAME)
+    session = config.stash.get(SESSION_KEY, None)
     if session is not None:
+        del config.stash[SESSION_KEY]
+        del config.stash[REGRESSION_CHECK_KEY]
         config.pluginmanager.unregister(session)
 
 
@@ -179,7 +192,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     devices = config.stash[SETTINGS_KEY].devices
     if devices is None:
-        devices = tuple(config.stash[CONTEXT_KEY].present_devices())
+        devices = tuple(hardware_context(config).present_devices())
     metafunc.parametrize("device", devices, ids=[device_id(d) for d in devices], indirect=True)
 
 
@@ -200,7 +213,7 @@ def _oversubscription_gate(item: pytest.Item) -> None:
         return
     from pytest_hwperf.workers.gate import declared_gate
 
-    cpu = item.config.stash[CONTEXT_KEY].machine.cpu
+    cpu = hardware_context(item.config).machine.cpu
     found = declared_gate(config.workers, config.threads, cpu.usable_cores, cpu.usable_source)
     if found is None:
         return
@@ -215,7 +228,7 @@ def _hardware_gate(item: pytest.Item) -> None:
         return
     from pytest_hwperf.hardware.requirements import unmet_requirements
 
-    machine = item.config.stash[CONTEXT_KEY].machine
+    machine = hardware_context(item.config).machine
     unmet = [phrase for req in spec.hardware for phrase in unmet_requirements(req, machine)]
     if unmet:
         item.stash[HARDWARE_SKIP_KEY] = True
@@ -261,14 +274,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return cores
 
 
-def _context(config: pytest.Config) -> HardwareContext:
-    context = config.stash.get(CONTEXT_KEY, None)
-    if context is None:
-        # pytest-benchmark can ask from its own pytest_configure, before ours ran.
-        context = config.stash[CONTEXT_KEY] = HardwareContext(config.stash.get(AFFINITY_KEY, None))
-    return context
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(
     config: pytest.Config, machine_info: dict[str, Any]
@@ -277,7 +282,7 @@ def pytest_benchmark_update_machine_info(
     their source, GPUs, thread pools and the fingerprint (its own has none of them)."""
     from pytest_hwperf.measure.from_benchmark import machine_info_block
 
-    context = _context(config)
+    context = hardware_context(config)
     fp = context.fingerprint
     machine = context.machine
     threads = machine.threads

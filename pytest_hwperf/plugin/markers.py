@@ -11,17 +11,19 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
 from pytest_hwperf.hardware.requirements import HardwareRequirements
 from pytest_hwperf.judge.budgets import Budget, LatencyBudget, ThroughputBudget
+from pytest_hwperf.judge.regression import parse_threshold
 
 __all__ = [
     "MARKERS",
+    "MAX_COUNT",
     "HardwareMarker",
     "LatencyMarker",
     "MarkerError",
@@ -29,7 +31,7 @@ __all__ = [
     "TestSpec",
     "ThroughputMarker",
     "WorkersMarker",
-    "parse_regression",
+    "marker_help",
     "read_spec",
 ]
 
@@ -38,37 +40,92 @@ class MarkerError(ValueError):
     """A marker's arguments are invalid; the message is one line for the user."""
 
 
+MAX_COUNT = 2**53
+"""The largest integer argument: beyond it an integer is not exact as a float, and the
+arithmetic on it (items per second, say) would overflow or round."""
+
+
+def _shown(value: object) -> str:
+    """`repr(value)`, cut short when it is long (10**400 has 401 digits)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return "an integer too large to show"
+    if len(text) > 40:
+        what = "digits" if isinstance(value, int) else "characters"
+        return f"{text[:20]}... ({len(text)} {what})"
+    return text
+
+
+def _error(marker: str, arg: str, what: str, value: object) -> MarkerError:
+    return MarkerError(
+        f"@pytest.mark.{marker}: argument '{arg}' must be {what}, got {_shown(value)}"
+    )
+
+
 def _number(marker: str, arg: str, value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise MarkerError(f"@pytest.mark.{marker}: argument '{arg}' must be {what}, got {value!r}")
-    number = float(value)
+        raise _error(marker, arg, what, value)
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):  # 10**400 is a Real that no float holds
+        raise _error(marker, arg, what, value) from None
     if not math.isfinite(number):
-        raise MarkerError(f"@pytest.mark.{marker}: argument '{arg}' must be {what}, got {value!r}")
+        raise _error(marker, arg, what, value)
     return number
 
 
 def _positive(marker: str, arg: str, value: object, what: str) -> float:
     number = _number(marker, arg, value, what)
     if number <= 0:
-        raise MarkerError(f"@pytest.mark.{marker}: argument '{arg}' must be {what}, got {value!r}")
+        raise _error(marker, arg, what, value)
     return number
 
 
-def parse_regression(marker: str, value: object) -> float | None:
-    """A tolerated slowdown in percent: 5, 5.0 or "5%" all mean 5%."""
-    what = 'a positive percentage such as 5 or "5%"'
+def _count(marker: str, arg: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise _error(marker, arg, f"an integer >= {minimum}", value)
+    if int(value) > MAX_COUNT:
+        raise _error(marker, arg, f"an integer from {minimum} to 2**53", value)
+    return int(value)
+
+
+def _percent(marker: str, arg: str, value: object) -> float | None:
+    """A tolerated slowdown in percent (`parse_threshold`): 5, 5.0 or "5%" all mean 5%."""
     if value is None:
         return None
-    if isinstance(value, str):
-        text = value.strip().removesuffix("%").strip()
-        try:
-            number = float(text)
-        except ValueError:
-            raise MarkerError(
-                f"@pytest.mark.{marker}: argument 'regression' must be {what}, got {value!r}"
-            ) from None
-        return _positive(marker, "regression", number, what)
-    return _positive(marker, "regression", value, what)
+    try:
+        return parse_threshold(value)  # type: ignore[arg-type]  # it rejects what is not
+    except ValueError:
+        raise _error(marker, arg, 'a positive percentage such as 5 or "5%"', value) from None
+
+
+def _compute_capability(marker: str, value: object) -> tuple[int, int] | None:
+    """8.6, "8.6" and (8, 6) all mean compute capability 8.6."""
+    if value is None:
+        return None
+    error = _error(
+        marker,
+        "min_compute_capability",
+        'a compute capability such as 8.0, "8.6" or (9, 0)',
+        value,
+    )
+    if isinstance(value, tuple):
+        parts: tuple[object, ...] = value
+        if len(parts) != 2 or not all(type(v) is int and 0 <= v <= MAX_COUNT for v in parts):
+            raise error
+        return int(str(parts[0])), int(str(parts[1]))
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
+        raise error
+    try:
+        text = str(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        raise error from None
+    major, _, minor = text.strip().partition(".")
+    # At most 6 digits: a compute capability is 8.6, never 10**400.
+    if not major.isdigit() or (minor and not minor.isdigit()) or len(major + minor) > 6:
+        raise error
+    return int(major), int(minor or 0)
 
 
 def _bind(
@@ -102,23 +159,27 @@ def _bind(
     return dict(bound.arguments)
 
 
-def _signature(fn: Callable[..., object]) -> inspect.Signature:
-    """The signature without annotations, as users write and read it: latency(ms, *, ...)."""
-    sig = inspect.signature(fn)
-    return sig.replace(
-        parameters=[p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()],
-        return_annotation=inspect.Signature.empty,
-    )
+M = TypeVar("M")
 
 
-def _latency_signature(
-    ms: float, *, percentile: float = 95, regression: float | str | None = None
-) -> None: ...
+def _marker(cls: type[M]) -> type[M]:
+    """Give a marker dataclass its user-facing `SIGNATURE`, read off its fields.
+
+    The fields are the marker's arguments, by name and default; an argument without a
+    default is positional-or-keyword, one with a default keyword-only:
+    `latency(ms, *, percentile=95, regression=None)`.
+    """
+    parameters = [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if f.default is MISSING
+        else inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+        for f in fields(cls)  # type: ignore[arg-type]  # a dataclass, by construction
+    ]
+    cls.SIGNATURE = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return cls
 
 
-def _throughput_signature(min_per_s: float, *, batch_size: int = 1) -> None: ...
-
-
+@_marker
 @dataclass(frozen=True)
 class LatencyMarker:
     """Per-call latency at `percentile` (default p95) must be within `ms` milliseconds;
@@ -126,36 +187,33 @@ class LatencyMarker:
     against the baseline for this test."""
 
     NAME: ClassVar[str] = "latency"
-    SIGNATURE: ClassVar[inspect.Signature] = _signature(_latency_signature)
+    SIGNATURE: ClassVar[inspect.Signature]
 
     ms: float
-    percentile: float = 95.0
-    regression_pct: float | None = None
+    percentile: float = 95
+    regression: float | None = None  # percent
 
     @classmethod
     def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> LatencyMarker:
         bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
         ms = _positive(cls.NAME, "ms", bound["ms"], "a positive number of milliseconds")
-        percentile = _number(
-            cls.NAME, "percentile", bound["percentile"], "a number between 0 and 100 (exclusive)"
-        )
+        what = "a number between 0 and 100 (exclusive)"
+        percentile = _number(cls.NAME, "percentile", bound["percentile"], what)
         if not 0 < percentile < 100:
-            raise MarkerError(
-                f"@pytest.mark.{cls.NAME}: argument 'percentile' must be a number between 0"
-                f" and 100 (exclusive), got {bound['percentile']!r}"
-            )
-        return cls(ms, percentile, parse_regression(cls.NAME, bound["regression"]))
+            raise _error(cls.NAME, "percentile", what, bound["percentile"])
+        return cls(ms, percentile, _percent(cls.NAME, "regression", bound["regression"]))
 
     def budget(self) -> LatencyBudget:
         return LatencyBudget(self.ms, self.percentile)
 
 
+@_marker
 @dataclass(frozen=True)
 class ThroughputMarker:
     """Items per second (`batch_size` items per call) must reach `min_per_s`."""
 
     NAME: ClassVar[str] = "throughput"
-    SIGNATURE: ClassVar[inspect.Signature] = _signature(_throughput_signature)
+    SIGNATURE: ClassVar[inspect.Signature]
 
     min_per_s: float
     batch_size: int = 1
@@ -168,113 +226,65 @@ class ThroughputMarker:
         )
         batch = bound["batch_size"]
         if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
-            raise MarkerError(
-                f"@pytest.mark.{cls.NAME}: argument 'batch_size' must be a positive integer,"
-                f" got {batch!r}"
-            )
-        return cls(rate, int(batch))
+            raise _error(cls.NAME, "batch_size", "a positive integer", batch)
+        return cls(rate, _count(cls.NAME, "batch_size", batch, 1))
 
     def budget(self) -> ThroughputBudget:
         return ThroughputBudget(self.min_per_s, self.batch_size)
 
 
-def _hardware_signature(
-    *,
-    gpu: bool = False,
-    min_gpus: int = 0,
-    min_cores: int | None = None,
-    min_memory_gb: float | None = None,
-    gpu_name: str | None = None,
-    min_gpu_memory_gb: float | None = None,
-    min_compute_capability: float | str | tuple[int, int] | None = None,
-) -> None: ...
-
-
-def _count(marker: str, arg: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise MarkerError(
-            f"@pytest.mark.{marker}: argument '{arg}' must be an integer >= {minimum},"
-            f" got {value!r}"
-        )
-    return int(value)
-
-
-def _compute_capability(marker: str, value: object) -> tuple[int, int] | None:
-    """8.6, "8.6" and (8, 6) all mean compute capability 8.6."""
-    if value is None:
-        return None
-    what = 'a compute capability such as 8.0, "8.6" or (9, 0)'
-    error = MarkerError(
-        f"@pytest.mark.{marker}: argument 'min_compute_capability' must be {what}, got {value!r}"
-    )
-    if isinstance(value, tuple):
-        parts: tuple[object, ...] = value
-        if len(parts) != 2 or not all(type(v) is int and v >= 0 for v in parts):
-            raise error
-        return int(str(parts[0])), int(str(parts[1]))
-    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
-        raise error
-    major, _, minor = str(value).strip().partition(".")
-    if not major.isdigit() or (minor and not minor.isdigit()):
-        raise error
-    return int(major), int(minor or 0)
-
-
+@_marker
 @dataclass(frozen=True)
-class HardwareMarker:
+class HardwareMarker(HardwareRequirements):
     """What the test needs from the machine: a GPU (`gpu`, `min_gpus`, `gpu_name`,
     `min_gpu_memory_gb`, `min_compute_capability`), usable cores (`min_cores`) or memory
     (`min_memory_gb`). An unmet need skips the test naming it and this machine's value
     (fails it under --hwperf-strict-hardware)."""
 
+    # The arguments are the fields of HardwareRequirements, declared there once.
     NAME: ClassVar[str] = "hardware"
-    SIGNATURE: ClassVar[inspect.Signature] = _signature(_hardware_signature)
-
-    requirements: HardwareRequirements
+    SIGNATURE: ClassVar[inspect.Signature]
 
     @classmethod
     def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> HardwareMarker:
         bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
         gpu = bound["gpu"]
         if not isinstance(gpu, bool):
-            raise MarkerError(
-                f"@pytest.mark.{cls.NAME}: argument 'gpu' must be True or False, got {gpu!r}"
-            )
+            raise _error(cls.NAME, "gpu", "True or False", gpu)
         min_cores = bound["min_cores"]
         min_memory = bound["min_memory_gb"]
         gpu_memory = bound["min_gpu_memory_gb"]
         name = bound["gpu_name"]
         if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise MarkerError(
-                f"@pytest.mark.{cls.NAME}: argument 'gpu_name' must be a non-empty string"
-                f" (matched case-insensitively within the GPU's name), got {name!r}"
+            raise _error(
+                cls.NAME,
+                "gpu_name",
+                "a non-empty string (matched case-insensitively within the GPU's name)",
+                name,
             )
+        gb = "a positive number of GB"
         return cls(
-            HardwareRequirements(
-                gpu=gpu,
-                min_gpus=_count(cls.NAME, "min_gpus", bound["min_gpus"], 0),
-                min_cores=None
-                if min_cores is None
-                else _count(cls.NAME, "min_cores", min_cores, 1),
-                min_memory_gb=None
-                if min_memory is None
-                else _positive(cls.NAME, "min_memory_gb", min_memory, "a positive number of GB"),
-                gpu_name=name,
-                min_gpu_memory_gb=None
-                if gpu_memory is None
-                else _positive(
-                    cls.NAME, "min_gpu_memory_gb", gpu_memory, "a positive number of GB"
-                ),
-                min_compute_capability=_compute_capability(
-                    cls.NAME, bound["min_compute_capability"]
-                ),
-            )
+            gpu=gpu,
+            min_gpus=_count(cls.NAME, "min_gpus", bound["min_gpus"], 0),
+            min_cores=None if min_cores is None else _count(cls.NAME, "min_cores", min_cores, 1),
+            min_memory_gb=None
+            if min_memory is None
+            else _positive(cls.NAME, "min_memory_gb", min_memory, gb),
+            gpu_name=name,
+            min_gpu_memory_gb=None
+            if gpu_memory is None
+            else _positive(cls.NAME, "min_gpu_memory_gb", gpu_memory, gb),
+            min_compute_capability=_compute_capability(cls.NAME, bound["min_compute_capability"]),
+        )
+
+    @property
+    def requirements(self) -> HardwareRequirements:
+        return HardwareRequirements(
+            **{f.name: getattr(self, f.name) for f in fields(HardwareRequirements)}
         )
 
 
-def _workers_signature(n: int, *, threads: int = 1) -> None: ...
-
-
+@_marker
 @dataclass(frozen=True)
 class WorkersMarker:
     """The serving config this test stands for: `n` worker processes with `threads` threads
@@ -282,9 +292,9 @@ class WorkersMarker:
     --hwperf-oversubscription); the `worker_config` fixture applies it."""
 
     NAME: ClassVar[str] = "workers"
-    SIGNATURE: ClassVar[inspect.Signature] = _signature(_workers_signature)
+    SIGNATURE: ClassVar[inspect.Signature]
 
-    workers: int
+    n: int
     threads: int = 1
 
     @classmethod
@@ -296,9 +306,7 @@ class WorkersMarker:
         )
 
 
-def _memory_signature(*, rss_mb: float | None = None, gpu_mb: float | None = None) -> None: ...
-
-
+@_marker
 @dataclass(frozen=True)
 class MemoryMarker:
     """Peak memory while the test measures: `rss_mb` caps the resident memory of the test
@@ -306,7 +314,7 @@ class MemoryMarker:
     allocator's peak on the CUDA device measured; in MiB."""
 
     NAME: ClassVar[str] = "memory"
-    SIGNATURE: ClassVar[inspect.Signature] = _signature(_memory_signature)
+    SIGNATURE: ClassVar[inspect.Signature]
 
     rss_mb: float | None = None
     gpu_mb: float | None = None
@@ -325,7 +333,7 @@ class MemoryMarker:
                 f"@pytest.mark.{cls.NAME}: give a budget, 'rss_mb' or 'gpu_mb' or both"
                 f" (signature: {cls.NAME}{cls.SIGNATURE})"
             )
-        return cls(values["rss_mb"], values["gpu_mb"])
+        return cls(**values)
 
     def describe(self) -> str:
         parts = [] if self.rss_mb is None else [f"peak RSS <= {self.rss_mb:g} MB"]
@@ -352,7 +360,8 @@ MARKERS: tuple[AnyMarker, ...] = (
 
 
 def marker_help(marker: AnyMarker) -> str:
-    """The `pytest --markers` line: signature and documentation, from the class itself."""
+    """The `pytest --markers` line, read off the class: its name, its signature (from its
+    fields) and its docstring."""
     doc = " ".join((marker.__doc__ or "").split())
     return f"{marker.NAME}{marker.SIGNATURE}: {doc}"
 
@@ -379,8 +388,8 @@ class TestSpec:
     @property
     def regression_pct(self) -> float | None:
         for marker in self.latency:
-            if marker.regression_pct is not None:
-                return marker.regression_pct
+            if marker.regression is not None:
+                return marker.regression
         return None
 
 
@@ -415,3 +424,10 @@ def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
             if throughput is None:
                 throughput = parsed_t
     return TestSpec(tuple(latency.values()), throughput, tuple(hardware), workers, memory)
+
+
+# On each item with one of the markers, from collection on: its spec, or the one-line
+# error that fails it at call when the markers' arguments are invalid.
+SPEC_KEY: pytest.StashKey[TestSpec] = pytest.StashKey()
+MARKER_ERROR_KEY: pytest.StashKey[str] = pytest.StashKey()
+__all__ += ["MARKER_ERROR_KEY", "SPEC_KEY"]

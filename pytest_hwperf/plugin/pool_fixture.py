@@ -12,16 +12,17 @@ failure with the worker's traceback.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hwperf.plugin.keys import AFFINITY_KEY, MEASUREMENTS_KEY, SETTINGS_KEY, SPEC_KEY
+from pytest_hwperf.measure.window import opened
+from pytest_hwperf.plugin.fixtures import AFFINITY_KEY, MEASUREMENTS_KEY, Hwperf, declared_config
+from pytest_hwperf.plugin.markers import SPEC_KEY
+from pytest_hwperf.plugin.options import SETTINGS_KEY
 
 if TYPE_CHECKING:
-    from pytest_hwperf.measure.memory import MemoryTracker
-    from pytest_hwperf.plugin.fixtures import Hwperf
+    from pytest_hwperf.measure.window import Window
     from pytest_hwperf.workers.pool import PoolRun, WorkerPool
 
 __all__ = ["PoolHandle", "WorkerPools", "worker_pool"]
@@ -69,7 +70,6 @@ class WorkerPools:
         threads: int | None = None,
         pin: bool = False,
     ) -> PoolHandle:
-        from pytest_hwperf.plugin.fixtures import declared_config
         from pytest_hwperf.workers.config import WorkerConfig
         from pytest_hwperf.workers.pool import PoolConfig, WorkerError, WorkerPool
 
@@ -110,10 +110,8 @@ class WorkerPools:
         elif requests is None and duration_s is None:
             duration_s = settings.max_time_s
         problem: str | None = None
-        # The workers' memory with the test process's: their peaks while serving (the
-        # device figure is a worker's, not this process's, and is not read).
-        memory = _memory_tracker(settings.enabled)
-        with self._hwperf.observing() as sampler, memory or nullcontext():
+        windows = self._windows() if settings.enabled else []
+        with opened(windows):
             try:
                 run = handle.pool.run(
                     inputs, concurrency=concurrency, requests=requests, duration_s=duration_s
@@ -129,27 +127,30 @@ class WorkerPools:
             alpha=settings.alpha,
         )
         measurement.served_per_s = run.throughput_per_s
-        if memory is not None:
-            measurement.memory = memory.usage.to_record()
-            measurement.notes.extend(memory.usage.notes)
+        for window in windows:  # here, so that a warning points where it did
+            window.apply(measurement)
         if not settings.enabled:
             measurement.mode = "functional"
-        else:
-            self._hwperf.observe(measurement, sampler, workers_only=True)
         node.stash.setdefault(MEASUREMENTS_KEY, []).append(measurement)
         return run
+
+    def _windows(self) -> list[Window]:
+        """What watches a pool's run under --hwperf (measure/window.py), outermost first."""
+        from pytest_hwperf.measure.memory import MemoryTracker
+
+        windows: list[Window] = []
+        # The workers' busy threads, the test process (the clients) left out.
+        observer = self._hwperf.thread_observer(workers_only=True)
+        if observer is not None:
+            windows.append(observer)
+        # The workers' memory with the test process's: their peaks while serving (the
+        # device figure is a worker's, not this process's, and is not read).
+        windows.append(MemoryTracker(gpu=False))
+        return windows
 
     def close(self) -> None:
         for pool in self._pools:
             pool.close()
-
-
-def _memory_tracker(enabled: bool) -> MemoryTracker | None:
-    if not enabled:
-        return None
-    from pytest_hwperf.measure.memory import MemoryTracker
-
-    return MemoryTracker(gpu=False)
 
 
 @pytest.fixture

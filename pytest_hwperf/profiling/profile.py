@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_hwperf.profiling.tools import PROFILERS, ProfilerChoice
+from pytest_hwperf.records.types import ProfileRecord, TopFunction
 
 __all__ = [
     "PROFILERS",
@@ -59,21 +60,6 @@ Sync = Callable[[], None] | None
 
 
 @dataclass(frozen=True)
-class TopFunction:
-    """One of the functions with the most own time (time in it, not in its callees)."""
-
-    function: str  # "file:line(function)", "{built-in method time.sleep}", "aten::mm"
-    own_ms: float
-    share: float  # of all own time recorded in the target, 0..1
-
-    def text(self) -> str:
-        return f"{self.function}  own {self.own_ms:.1f} ms ({self.share:.0%})"
-
-    def to_record(self) -> dict[str, object]:
-        return {"function": self.function, "own_ms": self.own_ms, "share": self.share}
-
-
-@dataclass(frozen=True)
 class Profile:
     """What a profiler made of the target: its artifact, the top functions, or why not."""
 
@@ -83,14 +69,15 @@ class Profile:
     error: str | None = None
     calls: int = 0  # target calls that completed under the profiler
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "tool": self.tool,
-            "path": None if self.path is None else str(self.path),
-            "top": [t.to_record() for t in self.top],
-            "error": self.error,
-            "calls": self.calls,
-        }
+    def as_record(self) -> ProfileRecord:
+        """This profile as the typed record a measurement carries (`profile`)."""
+        return ProfileRecord(
+            tool=self.tool,
+            path=None if self.path is None else str(self.path),
+            top=self.top,
+            error=self.error,
+            calls=self.calls,
+        )
 
 
 def resolve_tool(choice: str, device: str) -> str | None:
@@ -531,12 +518,12 @@ def _scalene(target: Target, synchronize: Sync, seconds: float) -> Profile:
 # -- the report section ---------------------------------------------------------------
 
 
-def profile_lines(name: str, profile: Mapping[str, Any]) -> list[str]:
+def profile_lines(name: str, profile: ProfileRecord) -> list[str]:
     """The lines of a measurement's profile in its report section."""
-    tool, path, error = profile.get("tool"), profile.get("path"), profile.get("error")
+    tool, path, error = profile.tool, profile.path, profile.error
     if path is None and tool == "scalene" and error is None:
         return [
-            f"{name}: profile (scalene): {profile.get('calls', 0)} calls profiled; scalene"
+            f"{name}: profile (scalene): {profile.calls} calls profiled; scalene"
             " writes its profile (scalene-profile.json, or its --outfile) when pytest exits"
         ]
     if path is None:
@@ -544,12 +531,10 @@ def profile_lines(name: str, profile: Mapping[str, Any]) -> list[str]:
     lines = [f"{name}: profile ({tool}): {path}"]
     if error:
         lines.append(f"{name}: profile: note: {error}")
-    top = profile.get("top") or []
-    if not top:
+    if not profile.top:
         lines.append(f"{name}: profile: no function recorded any own time")
-    for entry in top:
+    for entry in profile.top:
         lines.append(
-            f"{name}: profile:   {entry['function']}  own {entry['own_ms']:.1f} ms"
-            f" ({entry['share']:.0%})"
+            f"{name}: profile:   {entry.function}  own {entry.own_ms:.1f} ms ({entry.share:.0%})"
         )
     return lines

@@ -10,15 +10,20 @@ with why, so that "serve on cpu" is never read as "cpu beat the GPU" when no GPU
 there to compare. A GPU that stayed mostly idle while measuring is called out: the
 model is too small for it.
 
-Pure functions of the session's records (plain dicts, as in the JSON report).
+Pure functions of the session's typed records; the advice itself is JSON objects, as
+the JSON report's `advice` array carries them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pytest_hwperf.report.terminal import ms_text
+
+if TYPE_CHECKING:
+    from pytest_hwperf.records.types import JSONValue, MeasurementRecord
 
 __all__ = [
     "advice_lines",
@@ -67,107 +72,116 @@ def idle_gpu_line(device: str, mean_pct: float, name: str | None = None) -> str:
     )
 
 
-def _median_ms(record: Mapping[str, Any]) -> float | None:
-    stats = record.get("stats") or {}
-    value = stats.get("p50_ms")
+def _median_ms(record: MeasurementRecord) -> float | None:
+    value = record.stats.p50_ms
     if value is None:  # timed in blocks: the mean stands in for the median
-        value = stats.get("mean_ms")
-    return float(value) if isinstance(value, (int, float)) else None
+        value = record.stats.mean_ms
+    return value
 
 
-def _missed_reason(records: Sequence[Mapping[str, Any]]) -> str:
+def _missed_reason(records: Sequence[MeasurementRecord]) -> str:
     """Why a device missed its budget, in a few words."""
     for record in records:
-        for budget in record.get("budgets") or []:
-            if budget.get("outcome") != "pass":
-                return f"{budget.get('outcome')}: {budget.get('reason')}"
-        memory = record.get("memory") or {}
-        if memory.get("outcome") == "fail":
-            return f"memory: {memory.get('reason')}"
-        comparison = record.get("comparison") or {}
-        if comparison.get("outcome") == "regression":
-            return f"regression: {comparison.get('reason')}"
-        if record.get("oversubscription"):
-            return f"oversubscribed: {record['oversubscription']}"
+        for budget in record.budgets:
+            if budget.outcome != "pass":
+                return f"{budget.outcome}: {budget.reason}"
+        memory = record.memory
+        if memory is not None and memory.outcome == "fail":
+            return f"memory: {memory.reason}"
+        comparison = record.comparison
+        if comparison is not None and comparison.outcome == "regression":
+            return f"regression: {comparison.reason}"
+        if record.oversubscription:
+            return f"oversubscribed: {record.oversubscription}"
     return "breach"
 
 
-def _device_entry(
-    device: str, records: Sequence[Mapping[str, Any]], failure: str | None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Entry:
+    """One device of a test: its status and the time of one pass over its measurements.
+    Its fields are the keys of the JSON report's `advice[].devices[]`."""
+
+    device: str
+    status: str  # "met", "missed", "no budget", "failed"
+    measurements: int
+    median_ms: float | None
+    reason: str | None
+
+    def as_json(self) -> dict[str, JSONValue]:
+        return {
+            "device": self.device,
+            "status": self.status,
+            "measurements": self.measurements,
+            "median_ms": self.median_ms,
+            "reason": self.reason,
+        }
+
+
+def _device_entry(device: str, records: Sequence[MeasurementRecord], failure: str | None) -> _Entry:
     if failure is not None:
         # The test failed there on its own (an assertion, an error): whatever its timing,
         # that device is not one to serve on.
-        return {
-            "device": device,
-            "status": "failed",
-            "measurements": len(records),
-            "median_ms": None,
-            "reason": failure,
-        }
+        return _Entry(device, "failed", len(records), None, failure)
     has_budget = _has_budget(records)
-    met = all(r.get("outcome") == "pass" and not r.get("breach") for r in records)
+    met = all(r.outcome == "pass" and not r.breach for r in records)
     medians = [_median_ms(r) for r in records]
     status = "no budget" if not has_budget else ("met" if met else "missed")
-    return {
-        "device": device,
-        "status": status,
-        "measurements": len(records),
+    return _Entry(
+        device,
+        status,
+        len(records),
         # The time of one pass over the test's measured calls on this device.
-        "median_ms": None if None in medians else sum(m for m in medians if m is not None),
-        "reason": _missed_reason(records) if status == "missed" else None,
-    }
+        None if None in medians else sum(m for m in medians if m is not None),
+        _missed_reason(records) if status == "missed" else None,
+    )
 
 
-def _idle_gpus(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    idle = []
+def _idle_gpus(records: Sequence[MeasurementRecord]) -> list[JSONValue]:
+    idle: list[JSONValue] = []
     for record in records:
-        figure = record.get("gpu_utilization")
-        if not isinstance(figure, Mapping):
+        figure = record.gpu_utilization
+        if figure is None:
             continue
-        mean, threshold = figure.get("mean_pct"), figure.get("idle_below_pct")
-        if not isinstance(mean, (int, float)) or not isinstance(threshold, (int, float)):
-            continue
-        if mean < threshold:
+        if figure.mean_pct < figure.idle_below_pct:
             idle.append(
                 {
-                    "device": record.get("device"),
-                    "name": record.get("name"),
-                    "mean_pct": float(mean),
-                    "idle_below_pct": float(threshold),
+                    "device": record.device,
+                    "name": record.name,
+                    "mean_pct": float(figure.mean_pct),
+                    "idle_below_pct": float(figure.idle_below_pct),
                 }
             )
     return idle
 
 
-def _has_budget(records: Sequence[Mapping[str, Any]]) -> bool:
+def _has_budget(records: Sequence[MeasurementRecord]) -> bool:
     """A budget of its own (latency, throughput) or one judged onto a record (memory)."""
-    return any(r.get("budgets") or r.get("outcome") is not None for r in records)
+    return any(r.budgets or r.outcome is not None for r in records)
 
 
-def _summary_text(
-    test: str, entries: Sequence[Mapping[str, Any]], *, budgeted: bool, partial: bool
-) -> str:
+def _fastest(timed: Sequence[_Entry]) -> str | None:
+    best = min(timed, key=lambda e: e.median_ms or 0.0, default=None)
+    return None if best is None else best.device
+
+
+def _summary_text(test: str, entries: Sequence[_Entry], *, budgeted: bool, partial: bool) -> str:
     """The headline: the recommendation, or that none met, or the fastest without budget."""
-    timed = [e for e in entries if e["median_ms"] is not None]
-    failed = ", ".join(e["device"] for e in entries if e["status"] == "failed")
+    timed = [e for e in entries if e.median_ms is not None]
+    failed = ", ".join(e.device for e in entries if e.status == "failed")
     failed_text = f"; test failed on: {failed}" if failed else ""
     # Several measurements in the test: their medians add up to one pass over them.
-    label = "median" if all(e["measurements"] == 1 for e in timed) else "sum of medians"
+    label = "median" if all(e.measurements == 1 for e in timed) else "sum of medians"
     medians = f"{label}: " + (
-        ", ".join(f"{e['device']} {ms_text(e['median_ms'])}" for e in timed) or "none"
+        ", ".join(f"{e.device} {ms_text(e.median_ms)}" for e in timed) or "none"
     )
-    met = [e["device"] for e in entries if e["status"] == "met"]
+    met = [e.device for e in entries if e.status == "met"]
     missed = ", ".join(
-        f"{e['device']} ({str(e['reason']).split(':')[0]})"
-        for e in entries
-        if e["status"] == "missed"
+        f"{e.device} ({str(e.reason).split(':')[0]})" for e in entries if e.status == "missed"
     )
     if not budgeted:
         if not timed:
             return f"{test}: no budget{failed_text}"
-        fastest = min(timed, key=lambda e: float(e["median_ms"]))["device"]
-        return f"{test}: no budget; fastest: {fastest} ({medians}{failed_text})"
+        return f"{test}: no budget; fastest: {_fastest(timed)} ({medians}{failed_text})"
     missed_text = f"; missed: {missed}" if missed else ""
     if not met:
         return (
@@ -183,11 +197,12 @@ def _summary_text(
 
 
 def device_advice(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[MeasurementRecord],
     unmeasured: Mapping[str, Mapping[str, str]],
     failed: Mapping[str, Mapping[str, str]] | None = None,
-) -> list[dict[str, Any]]:
-    """Advice for each test run on several devices, in the order the tests first appear.
+) -> list[dict[str, JSONValue]]:
+    """Advice for each test run on several devices, in the order the tests first appear,
+    as JSON objects (the JSON report's `advice` array, docs/json-schema.md).
 
     `records` are the session's measurement records; those with a `device_group` (the
     node id without the device parameter) and a `device_param` (the `device` fixture's
@@ -197,17 +212,17 @@ def device_advice(
     spans two or more devices, measured or not, or when a GPU it ran on stayed mostly
     idle; records without a device group are advised on only for an idle GPU.
     """
-    groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
-    ungrouped: dict[str, list[Mapping[str, Any]]] = {}
+    groups: dict[str, dict[str, list[MeasurementRecord]]] = {}
+    ungrouped: dict[str, list[MeasurementRecord]] = {}
     for record in records:
-        if record.get("mode") not in (None, "measured"):
+        if record.mode != "measured":
             continue
-        group, device = record.get("device_group"), record.get("device_param")
-        if isinstance(group, str) and isinstance(device, str):
+        group, device = record.device_group, record.device_param
+        if group is not None and device is not None:
             groups.setdefault(group, {}).setdefault(device, []).append(record)
         else:
-            ungrouped.setdefault(str(record.get("test_id", "?")), []).append(record)
-    advice: list[dict[str, Any]] = []
+            ungrouped.setdefault(record.test_id, []).append(record)
+    advice: list[dict[str, JSONValue]] = []
     for test, by_device in groups.items():
         failures = (failed or {}).get(test) or {}
         entries = [
@@ -219,28 +234,25 @@ def device_advice(
             for device, reason in (unmeasured.get(test) or {}).items()
             if device not in by_device
         }
-        idle = _idle_gpus([r for rs in by_device.values() for r in rs])
+        grouped = [r for rs in by_device.values() for r in rs]
+        idle = _idle_gpus(grouped)
         if len(entries) + len(missing) < 2 and not idle:
             continue
-        met = [e["device"] for e in entries if e["status"] == "met"]
-        timed = [e for e in entries if e["median_ms"] is not None]
+        met: list[JSONValue] = [e.device for e in entries if e.status == "met"]
         advice.append(
             {
                 "test": test,
-                "devices": entries,
+                "devices": [e.as_json() for e in entries],
                 "met": met,
                 "recommended": met[0] if met else None,
-                "fastest": min(timed, key=lambda e: e["median_ms"])["device"] if timed else None,
+                "fastest": _fastest([e for e in entries if e.median_ms is not None]),
                 "unmeasured": [
                     {"device": device, "reason": missing[device]}
                     for device in sorted(missing, key=device_cost_rank)
                 ],
                 "idle_gpus": idle,
                 "text": _summary_text(
-                    test,
-                    entries,
-                    budgeted=_has_budget([r for rs in by_device.values() for r in rs]),
-                    partial=bool(missing),
+                    test, entries, budgeted=_has_budget(grouped), partial=bool(missing)
                 ),
             }
         )
@@ -262,7 +274,11 @@ def device_advice(
     return advice
 
 
-def advice_lines(advice: Sequence[Mapping[str, Any]]) -> list[str]:
+def _objects(value: JSONValue) -> list[dict[str, JSONValue]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def advice_lines(advice: Sequence[Mapping[str, JSONValue]]) -> list[str]:
     """The advice as plain lines, for the terminal and the Markdown summary."""
     lines: list[str] = []
     for entry in advice:
@@ -271,10 +287,11 @@ def advice_lines(advice: Sequence[Mapping[str, Any]]) -> list[str]:
             lines.append(str(entry["text"]))
         lines.extend(
             f"{test}: {item['device']}: not measured ({item['reason']})"
-            for item in entry.get("unmeasured") or []
+            for item in _objects(entry.get("unmeasured"))
         )
-        lines.extend(
-            f"{test}: {idle_gpu_line(str(item['device']), item['mean_pct'], item.get('name'))}"
-            for item in entry.get("idle_gpus") or []
-        )
+        for item in _objects(entry.get("idle_gpus")):
+            mean, name = item.get("mean_pct"), item.get("name")
+            if isinstance(mean, int | float):
+                line = idle_gpu_line(str(item["device"]), mean, str(name) if name else None)
+                lines.append(f"{test}: {line}")
     return lines

@@ -1,25 +1,23 @@
-"""The report's charts, built from JSON report records: the latency distribution against
-the budgets, the median against the baseline, the median over past runs, and the worker
-x thread sweeps (docs/reference.md, "HTML report", says what each shows).
+"""The report's charts, built from typed records: the latency distribution against the
+budgets, the median against the baseline, the median over past runs, and the worker x
+thread sweeps (docs/reference.md, "HTML report", says what each shows).
 
 Each returns one inline `<svg>` string (see `svg.py`), or None when the record has
-nothing to draw. Records come from files a user may have edited: every field is read
-defensively, and a missing one leaves a chart out rather than raising.
+nothing to draw. Records read from a file were checked by `records.codec.from_json`
+(types, finite numbers); a figure that is absent (None) leaves its mark out.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
+from pytest_hwperf.records.types import BudgetRecord, ComparisonRecord, MeasurementRecord
 from pytest_hwperf.report.svg import Chart, Dot, Scale, histogram, thin_steps
+from pytest_hwperf.report.sweep import Sweep, SweepConfig
 from pytest_hwperf.store import TrendRow
 
 __all__ = [
-    "as_float",
-    "as_list",
-    "as_map",
     "comparison_chart",
     "distribution_chart",
     "duration",
@@ -34,26 +32,6 @@ PASS, FAIL, WARN, NEUTRAL, ACCENT = "#1a7f37", "#cf222e", "#9a6700", "#6e7781", 
 OUTCOME_COLORS = {"pass": PASS, "fail": FAIL, "inconclusive": WARN}
 COMPARISON_COLORS = {"regression": FAIL, "improvement": PASS, "unchanged": ACCENT}
 SERIES = ("#0969da", "#e16f24", "#1a7f37", "#8250df", "#bf3989", "#1b7c83")
-
-
-def as_map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def as_list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _as_int(value: object) -> int:
-    number = as_float(value)
-    return int(number) if number is not None else 0
-
-
-def as_float(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def duration(ms: float | None, digits: int = 3) -> str:
@@ -78,34 +56,25 @@ def duration_ticks(values: Sequence[float]) -> list[tuple[float, str]]:
     return list(zip(values, labels, strict=True))
 
 
-def rate_text(value: object) -> str:
-    number = as_float(value)
-    if number is None:
+def rate_text(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
         return "-"
+    number = float(value)
     return f"{number:,.0f}/s" if number >= 100 else f"{number:.3g}/s"
 
 
-def percentile_label(budget: Mapping[str, Any]) -> str:
-    return f"p{as_float(budget.get('percentile')) or 0:g}"
+def percentile_label(budget: BudgetRecord) -> str:
+    return f"p{budget.percentile or 0:g}"
 
 
-def _samples_ms(record: Mapping[str, Any]) -> list[float]:
-    raw = record.get("samples_ns")
-    if not isinstance(raw, list):
-        return []
-    return sorted(v / 1e6 for v in raw if isinstance(v, (int, float)) and math.isfinite(v))
-
-
-def distribution_chart(record: Mapping[str, Any]) -> str | None:
+def distribution_chart(record: MeasurementRecord) -> str | None:
     """The empirical CDF of the per-call samples over a histogram of them, with each
     latency budget as a vertical rule and the measured percentile, with its confidence
     interval, as a dot: a dot left of its rule is a budget met."""
-    samples = _samples_ms(record)
+    samples = sorted(v / 1e6 for v in record.samples_ns)
     if not samples:
         return None
-    budgets = [
-        as_map(b) for b in as_list(record.get("budgets")) if as_map(b).get("kind") == "latency"
-    ]
+    budgets = [b for b in record.budgets if b.kind == "latency"]
     # The axis is the samples' range. A budget (or a confidence bound) more than 10x
     # beyond it would leave the distribution a sliver at one edge: such a budget is named
     # at that edge with an arrow ("lots of headroom") and a bound is cut with an arrowhead.
@@ -115,14 +84,14 @@ def distribution_chart(record: Mapping[str, Any]) -> str | None:
     for budget in budgets:
         xs += [
             v
-            for k in ("budget_ms", "measured_ms", "lower_ms", "upper_ms")
-            if (v := as_float(budget.get(k))) and near_lo <= v <= near_hi
+            for v in (budget.budget_ms, budget.measured_ms, budget.lower_ms, budget.upper_ms)
+            if v and near_lo <= v <= near_hi
         ]
     positive = [v for v in xs if v > 0]
     # Latency is right-skewed: past a factor of 8 a linear axis crushes the body into a
     # few pixels to show the tail.
     log = bool(positive) and max(positive) / min(positive) >= 8
-    name = f"{record.get('name', '?')} on {record.get('device', '?')}"
+    name = f"{record.name} on {record.device}"
     chart = Chart.create(
         f"latency distribution of {name}",
         xs,
@@ -134,7 +103,7 @@ def distribution_chart(record: Mapping[str, Any]) -> str | None:
         x_log=log,
     )
     chart.y = Scale(0.0, 100.0, chart.plot_bottom, chart.plot_top)
-    block = int(as_float(as_map(record.get("timing")).get("block_size")) or 1)
+    block = record.timing.block_size or 1
     chart.axes(
         x_label="time per call"
         + (f" (block means, blocks of {block})" if block > 1 else "")
@@ -155,8 +124,8 @@ def distribution_chart(record: Mapping[str, Any]) -> str | None:
     dots = []
     ruled = False
     for row, budget in enumerate(budgets):
-        color = OUTCOME_COLORS.get(str(budget.get("outcome")), NEUTRAL)
-        limit, level = as_float(budget.get("budget_ms")), as_float(budget.get("percentile"))
+        color = OUTCOME_COLORS.get(budget.outcome, NEUTRAL)
+        limit, level = budget.budget_ms, budget.percentile
         if limit is None or level is None:
             continue
         label = f"{percentile_label(budget)} budget {duration(limit)}"
@@ -165,7 +134,7 @@ def distribution_chart(record: Mapping[str, Any]) -> str | None:
             ruled = True
         else:
             chart.edge_label(limit > near_hi, label, color, row=len(budgets) - 1 - row)
-        measured = as_float(budget.get("measured_ms"))
+        measured = budget.measured_ms
         if measured is not None:
             chart.hline(level, "#afb8c1", dash="2 3")
             dots.append(
@@ -173,9 +142,9 @@ def distribution_chart(record: Mapping[str, Any]) -> str | None:
                     measured,
                     level,
                     color,
-                    low=as_float(budget.get("lower_ms")),
-                    high=as_float(budget.get("upper_ms")),
-                    tip=str(budget.get("reason", "")),
+                    low=budget.lower_ms,
+                    high=budget.upper_ms,
+                    tip=budget.reason,
                 )
             )
     chart.dots(dots)
@@ -189,19 +158,16 @@ def distribution_chart(record: Mapping[str, Any]) -> str | None:
     return chart.render()
 
 
-def comparison_chart(record: Mapping[str, Any], comparison: Mapping[str, Any]) -> str:
+def comparison_chart(record: MeasurementRecord, comparison: ComparisonRecord) -> str:
     """The baseline's figure and this run's (the gate's statistic: the fastest call), the
     latter with the confidence interval of the change; the band is the tolerated change
     (within the threshold both ways)."""
-    statistic = str(comparison.get("statistic") or "median")
+    statistic = comparison.statistic or "median"
     what = {"min": "fastest call", "median": "median"}.get(statistic, statistic)
-    base = as_float(comparison.get("baseline_ms")) or 0.0
-    current = as_float(comparison.get("current_ms")) or 0.0
-    low_pct, high_pct = (
-        as_float(comparison.get("ci_low_pct")),
-        as_float(comparison.get("ci_high_pct")),
-    )
-    threshold = as_float(comparison.get("threshold_pct")) or 10.0
+    base = comparison.baseline_ms or 0.0
+    current = comparison.current_ms or 0.0
+    low_pct, high_pct = comparison.ci_low_pct, comparison.ci_high_pct
+    threshold = comparison.threshold_pct or 10.0
     slower, faster = base * (1 + threshold / 100), base / (1 + threshold / 100)
     low = None if low_pct is None else base * (1 + low_pct / 100)
     high = None if high_pct is None else base * (1 + high_pct / 100)
@@ -211,7 +177,7 @@ def comparison_chart(record: Mapping[str, Any], comparison: Mapping[str, Any]) -
     # with an arrowhead, and the caption states it.
     xs = core + [v for v in (low, high) if v is not None and min(core) / 3 <= v <= max(core) * 3]
     chart = Chart.create(
-        f"{record.get('name', '?')}: {what} against the baseline",
+        f"{record.name}: {what} against the baseline",
         xs,
         [0.0, 1.0],
         width=440,
@@ -229,11 +195,11 @@ def comparison_chart(record: Mapping[str, Any], comparison: Mapping[str, Any]) -
         y_ticks=[(1.0, "baseline"), (0.0, "this run")],
     )
     chart.vline(slower, FAIL, f"+{threshold:g}%", dash="4 3")
-    color = COMPARISON_COLORS.get(str(comparison.get("outcome")), NEUTRAL)
+    color = COMPARISON_COLORS.get(comparison.outcome, NEUTRAL)
     chart.dots(
         [
             Dot(base, 1.0, NEUTRAL, tip=f"baseline {what} {duration(base, 4)}"),
-            Dot(current, 0.0, color, low=low, high=high, tip=str(comparison.get("reason", ""))),
+            Dot(current, 0.0, color, low=low, high=high, tip=comparison.reason),
         ]
     )
     return chart.render()
@@ -248,22 +214,24 @@ def _run_labels(created: Sequence[str]) -> list[str]:
     return labels
 
 
-def history_chart(record: Mapping[str, Any], rows: Sequence[TrendRow]) -> str | None:
+def history_chart(record: MeasurementRecord, rows: Sequence[TrendRow]) -> str | None:
     """The median of this measurement in each recorded run on this fingerprint, oldest
     first; the last point is the latest run (this one, when the plugin wrote the report)."""
     points = [(row, row.median_ms) for row in rows if row.median_ms is not None]
     if not points:
         return None
-    comparison = as_map(record.get("comparison"))
+    comparison = record.comparison
     # The baseline line only where the gate compared medians too (reports written before
     # it compared the fastest call): a line of another statistic would mislead.
     baseline = (
-        as_float(comparison.get("baseline_ms")) if comparison.get("statistic") == "median" else None
+        comparison.baseline_ms
+        if comparison is not None and comparison.statistic == "median"
+        else None
     )
     ys = [m for _, m in points] + ([baseline] if baseline is not None else [])
     n = len(points)
     chart = Chart.create(
-        f"{record.get('name', '?')}: median per run",
+        f"{record.name}: median per run",
         [0.0, max(1.0, n - 1.0)],
         ys,
         width=440,
@@ -286,8 +254,8 @@ def history_chart(record: Mapping[str, Any], rows: Sequence[TrendRow]) -> str | 
             )
         ),
     )
-    if baseline is not None:
-        drift = as_float(as_map(record.get("comparison")).get("drift_factor"))
+    if comparison is not None and baseline is not None:
+        drift = comparison.drift_factor
         rescaled = drift is not None and abs(drift - 1.0) >= 0.02
         chart.hline(
             baseline, NEUTRAL, f"baseline (x{drift:.2f} for speed)" if rescaled else "baseline"
@@ -310,28 +278,39 @@ def history_chart(record: Mapping[str, Any], rows: Sequence[TrendRow]) -> str | 
     return chart.render()
 
 
-def sweep_charts(sweep: Mapping[str, Any], *, p95_budget_ms: float | None = None) -> list[str]:
+def _throughput(config: SweepConfig) -> float | None:
+    return config.throughput_per_s
+
+
+def _p95(config: SweepConfig) -> float | None:
+    return config.p95_ms
+
+
+def sweep_charts(sweep: Sweep, *, p95_budget_ms: float | None = None) -> list[str]:
     """Throughput and p95 latency against the worker count, one line per thread count;
     hollow points missed the latency budget or were oversubscribed, the ringed one is
     the recommended config; `p95_budget_ms`, the tests' p95 budget, is a rule on the
     latency panel."""
-    configs = [as_map(c) for c in as_list(sweep.get("configs"))]
-    workers = sorted({_as_int(c.get("workers")) for c in configs})
-    threads = sorted({_as_int(c.get("threads")) for c in configs})
+    configs = sweep.configs
+    workers = sorted({c.workers for c in configs})
+    threads = sorted({c.threads for c in configs})
     position = {w: float(i) for i, w in enumerate(workers)}
-    recommended = as_map(sweep.get("recommended"))
+    recommended = sweep.recommended
     charts = []
-    panels: tuple[tuple[str, str, Callable[[float], str]], ...] = (
-        ("throughput_per_s", "throughput", rate_text),
-        ("p95_ms", "p95 latency", duration),
+    panels: tuple[
+        tuple[Callable[[SweepConfig], float | None], str, Callable[[float], str]], ...
+    ] = (
+        (_throughput, "throughput", rate_text),
+        (_p95, "p95 latency", duration),
     )
-    for field, label, fmt in panels:
-        values = [v for c in configs if (v := as_float(c.get(field))) is not None]
+    for figure, label, fmt in panels:
+        latency = figure is _p95
+        values = [v for c in configs if (v := figure(c)) is not None]
         if not values:
             continue
-        rule = p95_budget_ms if field == "p95_ms" else None
+        rule = p95_budget_ms if latency else None
         chart = Chart.create(
-            f"{label} per workers x threads of {sweep.get('name', '?')}",
+            f"{label} per workers x threads of {sweep.name}",
             [0.0, 1.0],
             values + ([rule] if rule is not None else []),
             width=440,
@@ -345,7 +324,7 @@ def sweep_charts(sweep: Mapping[str, Any], *, p95_budget_ms: float | None = None
             x_label="workers",
             y_label=label,
             y_format=fmt,
-            y_ticks=duration_ticks(chart.y.ticks()) if field == "p95_ms" else None,
+            y_ticks=duration_ticks(chart.y.ticks()) if latency else None,
             x_ticks=[(position[w], str(w)) for w in workers],
         )
         if rule is not None:
@@ -353,36 +332,30 @@ def sweep_charts(sweep: Mapping[str, Any], *, p95_budget_ms: float | None = None
         legend: list[tuple[str, str, str | None]] = []
         for i, t in enumerate(threads):
             color = SERIES[i % len(SERIES)]
-            series = sorted(
-                (c for c in configs if _as_int(c.get("threads")) == t),
-                key=lambda c: _as_int(c.get("workers")),
-            )
-            points = [
-                (position[_as_int(c.get("workers"))], v)
-                for c in series
-                if (v := as_float(c.get(field))) is not None
-            ]
+            series = sorted((c for c in configs if c.threads == t), key=lambda c: c.workers)
+            points = [(position[c.workers], v) for c in series if (v := figure(c)) is not None]
             chart.line(points, color)
             dots = []
             for c in series:
-                value = as_float(c.get(field))
+                value = figure(c)
                 if value is None:
                     continue
-                best = c.get("workers") == recommended.get("workers") and c.get(
-                    "threads"
-                ) == recommended.get("threads")
-                bad = not c.get("meets_latency", True) or bool(c.get("oversubscribed"))
+                best = (
+                    recommended is not None
+                    and c.workers == recommended.workers
+                    and c.threads == recommended.threads
+                )
                 dots.append(
                     Dot(
-                        position[_as_int(c.get("workers"))],
+                        position[c.workers],
                         value,
                         color,
                         radius=6.5 if best else 4,
-                        hollow=bad,
-                        tip=f"{c.get('workers')} workers x {t} threads: {fmt(value)}"
+                        hollow=not c.meets_latency or c.oversubscribed,
+                        tip=f"{c.workers} workers x {t} threads: {fmt(value)}"
                         + (" (recommended)" if best else "")
-                        + (" (over the latency budget)" if not c.get("meets_latency", True) else "")
-                        + (" (oversubscribed)" if c.get("oversubscribed") else ""),
+                        + (" (over the latency budget)" if not c.meets_latency else "")
+                        + (" (oversubscribed)" if c.oversubscribed else ""),
                     )
                 )
             chart.dots(dots)

@@ -8,27 +8,25 @@ meta tag refuses any external reference that might slip in (a browser then repor
 which the Chromium check in scripts/render_html.py looks for). Every string that came
 from the user (test ids, measurement names, reasons) is escaped.
 
-`render_html` is pure: it takes the document `--hwperf-json` writes (the plugin's
-`HwperfSession._document()`), so the plugin and `hwperf report --html` draw the same
-page. The run history is read separately (`read_history`), and a history that cannot
-be read leaves its charts out with a note instead of failing the report.
+`render_html` is pure: it takes the typed `Document` that `--hwperf-json` writes
+(`plugin/writing.py`) and `load_document` reads back, so the plugin and `hwperf report
+--html` draw the same page. Only the free-form facts (the environment, the settings) are
+read defensively. The run history is read separately (`read_history`), and a history
+that cannot be read leaves its charts out with a note instead of failing the report.
 """
 
 from __future__ import annotations
 
-import os
+import math
 import re
 import sqlite3
-import tempfile
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
 
+from pytest_hwperf.files import atomic_write
+from pytest_hwperf.records.types import ComparisonRecord, Facts, JSONValue, MeasurementRecord
 from pytest_hwperf.report.charts import (
-    as_float,
-    as_list,
-    as_map,
     comparison_chart,
     distribution_chart,
     duration,
@@ -37,7 +35,9 @@ from pytest_hwperf.report.charts import (
     rate_text,
     sweep_charts,
 )
+from pytest_hwperf.report.document import Document
 from pytest_hwperf.report.json_report import ReportError
+from pytest_hwperf.report.sweep import Sweep
 from pytest_hwperf.store import History, StoreError, TrendRow, measurement_key
 
 __all__ = ["HISTORY_RUNS", "read_history", "render_html", "write_html"]
@@ -138,48 +138,43 @@ def _pill(outcome: object) -> str:
     return f'<span class="pill {kind}">{_e(label)}</span>'
 
 
-def _budget_parts(record: Mapping[str, Any]) -> list[str]:
+def _budget_parts(record: MeasurementRecord) -> list[str]:
     parts = []
-    for budget in as_list(record.get("budgets")):
-        budget = as_map(budget)
-        if budget.get("kind") == "latency":
-            parts.append(
-                f"{percentile_label(budget)} ≤ {duration(as_float(budget.get('budget_ms')))}"
-            )
-        elif budget.get("kind") == "throughput":
-            parts.append(f"≥ {rate_text(budget.get('min_per_s'))}")
+    for budget in record.budgets:
+        if budget.kind == "latency":
+            parts.append(f"{percentile_label(budget)} ≤ {duration(budget.budget_ms)}")
+        elif budget.kind == "throughput":
+            parts.append(f"≥ {rate_text(budget.min_per_s)}")
     return parts or ["-"]
 
 
-def _budget_html(record: Mapping[str, Any]) -> str:
+def _budget_html(record: MeasurementRecord) -> str:
     """The budgets, one per line (a cell that stays narrow)."""
     return "<br>".join(_e(part) for part in _budget_parts(record))
 
 
-def _key(record: Mapping[str, Any]) -> str:
-    return measurement_key(
-        str(record.get("test_id", "?")),
-        str(record.get("name", "?")),
-        str(record.get("device", "?")),
-    )
+def _key(record: MeasurementRecord) -> str:
+    return measurement_key(record.test_id, record.name, record.device)
 
 
-def _compared(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _compared(record: MeasurementRecord) -> ComparisonRecord | None:
     """The comparison when there was a baseline to compare with, else None."""
-    comparison = as_map(record.get("comparison"))
-    if comparison.get("outcome") in (None, "no baseline"):
+    comparison = record.comparison
+    if comparison is None or comparison.outcome == "no baseline":
         return None
-    if (
-        as_float(comparison.get("baseline_ms")) is None
-        or as_float(comparison.get("current_ms")) is None
-    ):
+    if comparison.baseline_ms is None:
         return None
     return comparison
 
 
-def _pct_text(value: object) -> str:
+def _regressions(records: Sequence[MeasurementRecord]) -> int:
+    return sum(
+        1 for r in records if r.comparison is not None and r.comparison.outcome == "regression"
+    )
+
+
+def _pct_text(number: float | None) -> str:
     """A change in percent; an interval from a few noisy runs can reach +1e13%."""
-    number = as_float(value)
     if number is None:
         return "-"
     if abs(number) < 1000:
@@ -191,7 +186,7 @@ def _pct_text(value: object) -> str:
 
 
 def read_history(
-    document: Mapping[str, Any], baseline_dir: Path | None = None, *, limit: int = HISTORY_RUNS
+    document: Document, baseline_dir: Path | None = None, *, limit: int = HISTORY_RUNS
 ) -> tuple[dict[str, list[TrendRow]], str | None]:
     """The last `limit` runs of each measurement of `document` on its fingerprint, from
     `baseline_dir`/history.sqlite (default: the baseline folder the document records).
@@ -201,7 +196,7 @@ def read_history(
     an empty history, not an error.
     """
     if baseline_dir is None:
-        recorded = as_map(document.get("settings")).get("baseline_dir")
+        recorded = document.settings.get("baseline_dir")
         if not isinstance(recorded, str) or not recorded:
             return {}, None
         baseline_dir = Path(recorded)
@@ -209,12 +204,12 @@ def read_history(
     found: dict[str, list[TrendRow]] = {}
     if not path.is_file():
         return found, None
-    default_digest = as_map(as_map(document.get("environment")).get("fingerprint")).get("digest")
+    default_digest = _facts(document.environment.get("fingerprint")).get("digest")
     try:
         history = History(path)
-        for record in as_list(document.get("measurements")):
-            record = as_map(record)
-            digest = as_map(record.get("fingerprint")).get("digest") or default_digest
+        for record in document.measurements:
+            own = record.fingerprint.digest if record.fingerprint is not None else None
+            digest = own or default_digest
             key = _key(record)
             if key in found:
                 continue
@@ -230,13 +225,21 @@ def read_history(
 # -- page sections ------------------------------------------------------------------------
 
 
-def _gib(value: object) -> str:
-    number = as_float(value)
-    return "unknown" if number is None else f"{number / (1 << 30):.1f} GiB"
+def _facts(value: JSONValue) -> Facts:
+    """A JSON object among the free-form facts, or {} when it is anything else."""
+    return value if isinstance(value, dict) else {}
 
 
-def _gpus_text(gpus: Mapping[str, Any]) -> str:
-    found = [as_map(g) for g in as_list(gpus.get("gpus"))]
+def _gib(value: JSONValue) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "unknown"
+    number = float(value)
+    return f"{number / (1 << 30):.1f} GiB" if math.isfinite(number) else "unknown"
+
+
+def _gpus_text(gpus: Facts) -> str:
+    listed = gpus.get("gpus")
+    found = [_facts(g) for g in listed] if isinstance(listed, list) else []
     if not found:
         return f"none ({gpus.get('reason') or 'none found'})"
     parts = []
@@ -256,10 +259,10 @@ def _gpus_text(gpus: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _hardware(environment: Mapping[str, Any]) -> str:
-    machine = as_map(environment.get("machine"))
-    cpu, memory = as_map(machine.get("cpu")), as_map(machine.get("memory"))
-    fingerprint = as_map(environment.get("fingerprint"))
+def _hardware(environment: Facts) -> str:
+    machine = _facts(environment.get("machine"))
+    cpu, memory = _facts(machine.get("cpu")), _facts(machine.get("memory"))
+    fingerprint = _facts(environment.get("fingerprint"))
     smt_flag = cpu.get("smt")
     smt = "SMT unknown" if not isinstance(smt_flag, bool) else "SMT on" if smt_flag else "SMT off"
     facts = [
@@ -276,7 +279,7 @@ def _hardware(environment: Mapping[str, Any]) -> str:
             "Memory",
             f"{_gib(memory.get('effective_bytes'))} usable of {_gib(memory.get('total_bytes'))}",
         ),
-        ("GPUs", _gpus_text(as_map(machine.get("gpus")))),
+        ("GPUs", _gpus_text(_facts(machine.get("gpus")))),
         (
             "Software",
             ", ".join(
@@ -299,12 +302,11 @@ def _hardware(environment: Mapping[str, Any]) -> str:
     return f'<section class="card"><h2>Hardware</h2><dl class="facts">{items}</dl></section>'
 
 
-def _header(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
-    generator = as_map(document.get("generator"))
-    failing = sum(1 for r in records if r.get("breach"))
-    regressions = sum(
-        1 for r in records if as_map(r.get("comparison")).get("outcome") == "regression"
-    )
+def _header(document: Document, records: Sequence[MeasurementRecord]) -> str:
+    version = document.generator.version if document.generator is not None else None
+    created = document.created_at if document.created_at is not None else "unknown time"
+    failing = sum(1 for r in records if r.breach)
+    regressions = _regressions(records)
     if not records:
         banner = '<div class="banner pass">No measurements</div>'
     elif failing or regressions:
@@ -314,7 +316,7 @@ def _header(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -
             what += f" ({regressions} by regression)"
         banner = f'<div class="banner fail">{_e(what)}</div>'
     else:
-        outcomes = [r.get("outcome") for r in records]
+        outcomes = [r.outcome for r in records]
         counts = [
             (outcomes.count(o), o or "without a budget") for o in ("pass", "inconclusive", None)
         ]
@@ -322,8 +324,8 @@ def _header(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -
         banner = f'<div class="banner pass">No failures: {_e(tally)}</div>'
     sub = (
         f"{len(records)} measurement{'s' if len(records) != 1 else ''}"
-        f" · {document.get('created_at', 'unknown time')}"
-        f" · pytest-hwperf {generator.get('version') or 'unknown version'}"
+        f" · {created}"
+        f" · pytest-hwperf {version or 'unknown version'}"
     )
     return (
         f'<header class="top"><div><h1>pytest-hwperf report</h1><p class="sub">{_e(sub)}</p>'
@@ -331,19 +333,17 @@ def _header(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -
     )
 
 
-def _test_html(test_id: object) -> str:
+def _test_html(test_id: str) -> str:
     """A node id as its file (small, muted) over its test (the part people scan for)."""
-    path, sep, test = str(test_id).partition("::")
+    path, sep, test = test_id.partition("::")
     if not sep:
         return f"<b>{_e(path)}</b>"
     return f'<span class="file">{_e(path)}</span><b>{_e(test)}</b>'
 
 
-def _summary(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
-    summary = as_map(document.get("summary"))
-    regressions = sum(
-        1 for r in records if as_map(r.get("comparison")).get("outcome") == "regression"
-    )
+def _summary(document: Document, records: Sequence[MeasurementRecord]) -> str:
+    summary = document.summary
+    regressions = _regressions(records)
     counts = [
         ("pass", summary.get("pass", 0), "pass"),
         ("fail", summary.get("fail", 0), "fail"),
@@ -368,33 +368,31 @@ def _summary(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) 
     )
     rows = []
     for i, r in enumerate(records, 1):
-        stats = as_map(r.get("stats"))
+        stats = r.stats
         comparison = _compared(r)
-        versus = as_map(r.get("comparison")).get("outcome")
+        versus = r.comparison.outcome if r.comparison is not None else None
         if comparison is None:
             change = _e(versus or "-")
         elif versus in ("regression", "improvement"):
             change = (
-                f"{_e(_pct_text(comparison.get('change_pct')))}"
+                f"{_e(_pct_text(comparison.change_pct))}"
                 f'<br><span class="pill {_e(versus)}">{_e(versus)}</span>'
             )
         else:
             change = (
-                f"{_e(_pct_text(comparison.get('change_pct')))}"
-                f'<span class="device">{_e(versus)}</span>'
+                f'{_e(_pct_text(comparison.change_pct))}<span class="device">{_e(versus)}</span>'
             )
-        baseline = duration(as_float((comparison or {}).get("baseline_ms")), 4)
+        baseline = duration(comparison.baseline_ms if comparison is not None else None, 4)
         cells = [
-            f'<td class="test"><a href="#m-{i}">{_test_html(r.get("test_id", "?"))}</a></td>',
-            f"<td>{_e(r.get('name', '?'))}"
-            f'<span class="device">{_e(r.get("device", "?"))}</span></td>',
-            f'<td class="num">{_e(stats.get("n", "-"))}</td>',
+            f'<td class="test"><a href="#m-{i}">{_test_html(r.test_id)}</a></td>',
+            f'<td>{_e(r.name)}<span class="device">{_e(r.device)}</span></td>',
+            f'<td class="num">{_e(stats.n)}</td>',
             *(
-                f'<td class="num">{_e(duration(as_float(stats.get(k)), 4))}</td>'
-                for k in ("p50_ms", "p95_ms", "p99_ms")
+                f'<td class="num">{_e(duration(v, 4))}</td>'
+                for v in (stats.p50_ms, stats.p95_ms, stats.p99_ms)
             ),
             f'<td class="budget">{_budget_html(r)}</td>',
-            f"<td>{_pill(r.get('outcome'))}</td>",
+            f"<td>{_pill(r.outcome)}</td>",
             f'<td class="num">{_e(baseline)}</td>',
             f'<td class="num">{change}</td>',
         ]
@@ -405,32 +403,29 @@ def _summary(document: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) 
     )
 
 
-def _p95_budget_ms(sweep: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> float | None:
+def _p95_budget_ms(sweep: Sweep, records: Sequence[MeasurementRecord]) -> float | None:
     """The p95 budget the sweep's configs were judged on (the same test, parametrized),
     when there is exactly one."""
     found = {
         limit
         for r in records
-        if _PARAMS.sub("", str(r.get("test_id", ""))) == sweep.get("test")
-        and r.get("name") == sweep.get("name")
-        and r.get("device") == sweep.get("device")
-        for b in as_list(r.get("budgets"))
-        if as_map(b).get("kind") == "latency"
-        and as_float(as_map(b).get("percentile")) == 95.0
-        and (limit := as_float(as_map(b).get("budget_ms"))) is not None
+        if _PARAMS.sub("", r.test_id) == sweep.test
+        and r.name == sweep.name
+        and r.device == sweep.device
+        for b in r.budgets
+        if b.kind == "latency" and b.percentile == 95.0 and (limit := b.budget_ms) is not None
     }
     return found.pop() if len(found) == 1 else None
 
 
-def _sweeps(sweeps: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> str:
+def _sweeps(sweeps: Sequence[Sweep], records: Sequence[MeasurementRecord]) -> str:
     blocks = []
     for sweep in sweeps:
-        sweep = as_map(sweep)
-        best = as_map(sweep.get("recommended"))
+        best = sweep.recommended
         advice = (
-            f"recommended: {best.get('workers')} workers x {best.get('threads')} threads"
+            f"recommended: {best.workers} workers x {best.threads} threads"
             " (highest throughput within the latency budget, not oversubscribed)"
-            if best
+            if best is not None
             else "recommended: none (no config met the latency budget)"
         )
         charts = "".join(
@@ -438,8 +433,8 @@ def _sweeps(sweeps: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> str:
             for svg in sweep_charts(sweep, p95_budget_ms=_p95_budget_ms(sweep, records))
         )
         blocks.append(
-            f'<div><h3 class="mono">{_e(sweep.get("test", "?"))}</h3><p class="sub">'
-            f"{_e(sweep.get('name', '?'))} on {_e(sweep.get('device', '?'))}; {_e(advice)}</p>"
+            f'<div><h3 class="mono">{_e(sweep.test)}</h3><p class="sub">'
+            f"{_e(sweep.name)} on {_e(sweep.device)}; {_e(advice)}</p>"
             f'<div class="sweep">{charts}</div></div>'
         )
     if not blocks:
@@ -451,51 +446,47 @@ def _sweeps(sweeps: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> str:
 
 def _measurement(
     index: int,
-    record: Mapping[str, Any],
+    record: MeasurementRecord,
     history: Mapping[str, Sequence[TrendRow]] | None,
     history_error: str | None,
 ) -> str:
-    stats = as_map(record.get("stats"))
-    timing = as_map(record.get("timing"))
-    figures = [
-        ("n", stats.get("n", "-")),
-        ("p50", duration(as_float(stats.get("p50_ms")), 4)),
-        ("p95", duration(as_float(stats.get("p95_ms")), 4)),
-        ("p99", duration(as_float(stats.get("p99_ms")), 4)),
-        ("mean", duration(as_float(stats.get("mean_ms")), 4)),
-        ("throughput", rate_text(record.get("served_per_s") or stats.get("throughput_per_s"))),
-        ("sync", timing.get("sync", "-")),
-        ("stopped", timing.get("stop_reason", "-")),
+    stats, timing, memory = record.stats, record.timing, record.memory
+    figures: list[tuple[str, object]] = [
+        ("n", stats.n),
+        ("p50", duration(stats.p50_ms, 4)),
+        ("p95", duration(stats.p95_ms, 4)),
+        ("p99", duration(stats.p99_ms, 4)),
+        ("mean", duration(stats.mean_ms, 4)),
+        ("throughput", rate_text(record.served_per_s or stats.throughput_per_s)),
+        ("sync", timing.sync),
+        ("stopped", timing.stop_reason),
     ]
-    memory = as_map(record.get("memory"))
-    for key, label in (("rss_peak_mb", "peak RSS"), ("gpu_peak_mb", "peak GPU memory")):
-        if (peak := as_float(memory.get(key))) is not None:
-            figures.append((label, f"{peak:,.0f} MB" if peak >= 10 else f"{peak:.3g} MB"))
+    if memory is not None:
+        for peak, label in (
+            (memory.rss_peak_mb, "peak RSS"),
+            (memory.gpu_peak_mb, "peak GPU memory"),
+        ):
+            if peak is not None:
+                figures.append((label, f"{peak:,.0f} MB" if peak >= 10 else f"{peak:.3g} MB"))
     figure_html = "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in figures)
-    lines = [
-        f"<li>{_pill(as_map(b).get('outcome'))}<span>{_e(as_map(b).get('reason', ''))}</span></li>"
-        for b in as_list(record.get("budgets"))
-    ]
+    lines = [f"<li>{_pill(b.outcome)}<span>{_e(b.reason)}</span></li>" for b in record.budgets]
     comparison = _compared(record)
-    raw_comparison = as_map(record.get("comparison"))
-    if raw_comparison:
-        outcome = str(raw_comparison.get("outcome"))
+    if record.comparison is not None:
+        outcome = record.comparison.outcome
         lines.append(
             f'<li><span class="pill {_e(outcome if comparison else "none")}">{_e(outcome)}</span>'
-            f"<span>{_e(raw_comparison.get('reason', ''))}</span></li>"
+            f"<span>{_e(record.comparison.reason)}</span></li>"
         )
-    if memory.get("outcome") in ("pass", "fail") and memory.get("reason"):
-        lines.append(
-            f"<li>{_pill(memory['outcome'])}<span>memory: {_e(memory['reason'])}</span></li>"
-        )
-    if record.get("oversubscription"):
+    if memory is not None and memory.outcome in ("pass", "fail") and memory.reason:
+        lines.append(f"<li>{_pill(memory.outcome)}<span>memory: {_e(memory.reason)}</span></li>")
+    if record.oversubscription:
         lines.append(
             f'<li><span class="pill fail">oversubscribed</span>'
-            f"<span>{_e(record['oversubscription'])}</span></li>"
+            f"<span>{_e(record.oversubscription)}</span></li>"
         )
     lines += [
         f'<li><span class="pill none">note</span><span>{_e(note)}</span></li>'
-        for note in as_list(record.get("notes"))
+        for note in record.notes
     ]
     distribution = distribution_chart(record)
     main = (
@@ -505,17 +496,17 @@ def _measurement(
     )
     side = []
     if comparison is not None:
-        confidence = as_float(comparison.get("ci_confidence_pct")) or 0.0
+        confidence = comparison.ci_confidence_pct or 0.0
         side.append(
             "<figure><figcaption>Against the baseline</figcaption>"
             f"{comparison_chart(record, comparison)}"
-            f"<p>change {_e(_pct_text(comparison.get('change_pct')))}, interval"
-            f" {_e(_pct_text(comparison.get('ci_low_pct')))} to"
-            f" {_e(_pct_text(comparison.get('ci_high_pct')))}"
+            f"<p>change {_e(_pct_text(comparison.change_pct))}, interval"
+            f" {_e(_pct_text(comparison.ci_low_pct))} to"
+            f" {_e(_pct_text(comparison.ci_high_pct))}"
             f" ({confidence:.4g}% confidence),"
-            f" {_e(comparison.get('baseline_runs', '?'))} baseline runs</p></figure>"
+            f" {_e(comparison.baseline_runs)} baseline runs</p></figure>"
         )
-    elif raw_comparison:
+    elif record.comparison is not None:
         side.append(
             '<figure><figcaption>Against the baseline</figcaption><p class="empty">No'
             " baseline for this fingerprint yet: record one with --hwperf-save.</p></figure>"
@@ -531,9 +522,9 @@ def _measurement(
         )
     return (
         f'<section class="card measurement" id="m-{index}"><div class="m-head">'
-        f"{_pill(record.get('outcome'))}<h3>{_e(record.get('name', '?'))}"
-        f' <span class="device">on {_e(record.get("device", "?"))}</span></h3></div>'
-        f'<div class="test-id mono">{_e(record.get("test_id", "?"))}</div>'
+        f"{_pill(record.outcome)}<h3>{_e(record.name)}"
+        f' <span class="device">on {_e(record.device)}</span></h3></div>'
+        f'<div class="test-id mono">{_e(record.test_id)}</div>'
         f'<div class="figures">{figure_html}</div><ul class="lines">{"".join(lines)}</ul>'
         f'<div class="charts"><div>{main}</div><div class="side">{"".join(side)}</div></div>'
         "</section>"
@@ -541,25 +532,24 @@ def _measurement(
 
 
 def render_html(
-    document: Mapping[str, Any],
+    document: Document,
     *,
     history: Mapping[str, Sequence[TrendRow]] | None = None,
     history_error: str | None = None,
 ) -> str:
-    """The report page for a JSON report document (as `--hwperf-json` writes it).
+    """The report page for a JSON report's document (as `--hwperf-json` writes it).
 
     `history` maps measurement keys (`test_id::name@device`) to their past runs, oldest
     first (`read_history`); without it no trend is drawn. `history_error` is shown where
     the trends would be when the history could not be read.
     """
-    records = [as_map(r) for r in as_list(document.get("measurements")) if isinstance(r, Mapping)]
-    environment = as_map(document.get("environment"))
-    settings = as_map(document.get("settings"))
+    records = document.measurements
+    settings = document.settings
     sections = [
         _header(document, records),
-        _hardware(environment),
+        _hardware(document.environment),
         _summary(document, records),
-        _sweeps(as_list(document.get("sweeps")), records),
+        _sweeps(document.sweeps, records),
         *(_measurement(i, r, history, history_error) for i, r in enumerate(records, 1)),
     ]
     footer = (
@@ -584,14 +574,6 @@ def write_html(path: Path, text: str) -> None:
     """Write the page to `path` atomically (temp file, then rename), creating missing
     parent folders; ReportError names the file and why it could not be written."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, text)
     except OSError as exc:
         raise ReportError(f"cannot write the HTML report {path}: {exc}") from exc

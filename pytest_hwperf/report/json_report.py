@@ -1,20 +1,35 @@
 """The JSON report: a versioned document of every measurement (docs/json-schema.md).
 
-Written atomically (a temporary file in the same folder, then a rename), so a reader
-never sees half a report and a failed write leaves any earlier report intact.
+`build_document` makes the typed `Document`; `write_document` writes it through
+`records.codec.to_json`, atomically (a temporary file in the same folder, then a rename),
+so a reader never sees half a report and a failed write leaves any earlier report
+intact; `load_document` reads one back, refusing a corrupt, malformed or newer file with
+one line naming it.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "ReportError", "build_document", "load_document", "write_document"]
+from pytest_hwperf.files import atomic_write
+from pytest_hwperf.records.codec import RecordError, as_facts, to_json
+from pytest_hwperf.records.types import JSONValue, MeasurementRecord
+from pytest_hwperf.report.document import Document, Generator, document_from_json
+from pytest_hwperf.report.sweep import Sweep
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Document",
+    "ReportError",
+    "build_document",
+    "load_document",
+    "read_document_json",
+    "write_document",
+]
 
 SCHEMA_VERSION = 1
 
@@ -24,55 +39,50 @@ class ReportError(Exception):
 
 
 def build_document(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[MeasurementRecord],
     *,
-    environment: Mapping[str, Any],
-    settings: Mapping[str, Any],
+    environment: Mapping[str, object],
+    settings: Mapping[str, object],
     plugin_version: str | None,
-    sweeps: Sequence[Mapping[str, Any]] = (),
-    advice: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, Any]:
-    outcomes = [r.get("outcome") for r in records]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "generator": {"name": "pytest-hwperf", "version": plugin_version},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": dict(environment),
-        "settings": dict(settings),
-        "summary": {
+    sweeps: Sequence[Sweep] = (),
+    advice: Sequence[Mapping[str, JSONValue]] = (),
+) -> Document:
+    """The session's document. `environment` and `settings` are checked to be JSON values
+    (and copied); a value that is not one is a RecordError."""
+    outcomes = [r.outcome for r in records]
+    return Document(
+        schema_version=SCHEMA_VERSION,
+        generator=Generator(name="pytest-hwperf", version=plugin_version),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        environment=as_facts(environment, "environment"),
+        settings=as_facts(settings, "settings"),
+        summary={
             "measurements": len(records),
             "pass": outcomes.count("pass"),
             "fail": outcomes.count("fail"),
             "inconclusive": outcomes.count("inconclusive"),
             "no_budget": outcomes.count(None),
         },
-        "measurements": [dict(r) for r in records],
-        "sweeps": [dict(s) for s in sweeps],
+        measurements=tuple(records),
+        sweeps=tuple(sweeps),
         # Added fields keep schema version 1: readers of version 1 ignore what they do
         # not know. Only a changed or removed field raises the version.
-        "advice": [dict(a) for a in advice],
-    }
+        advice=tuple(as_facts(a, f"advice[{i}]") for i, a in enumerate(advice)),
+    )
 
 
-def write_document(path: Path, document: Mapping[str, Any]) -> None:
+def write_document(path: Path, document: Document) -> None:
     """Write `document` to `path` atomically, creating missing parent folders."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(document, fh, indent=1, sort_keys=True, allow_nan=False)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except (OSError, ValueError) as exc:
+        text = json.dumps(to_json(document), indent=1, sort_keys=True, allow_nan=False) + "\n"
+        atomic_write(path, text)
+    except (OSError, TypeError, ValueError) as exc:
         raise ReportError(f"cannot write the JSON report {path}: {exc}") from exc
 
 
-def load_document(path: Path) -> dict[str, Any]:
-    """Read a JSON report, refusing one that is corrupt or of a newer schema."""
+def read_document_json(path: Path) -> dict[str, Any]:
+    """The parsed JSON of a report file, its schema version checked: the one place a
+    report is an untyped value (`load_document` reads it into a `Document`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -83,6 +93,8 @@ def load_document(path: Path) -> dict[str, Any]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReportError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    except RecursionError:
+        raise ReportError(f"{path} is not a pytest-hwperf report (nested too deep)") from None
     if not isinstance(document, dict) or "schema_version" not in document:
         raise ReportError(f"{path} is not a pytest-hwperf report (no schema_version)")
     version = document["schema_version"]
@@ -92,3 +104,13 @@ def load_document(path: Path) -> dict[str, Any]:
             f" {SCHEMA_VERSION}: upgrade pytest-hwperf to read it"
         )
     return document
+
+
+def load_document(path: Path) -> Document:
+    """Read a JSON report, refusing one that is corrupt, malformed or of a newer schema;
+    fields that reports of older releases lack take their defaults."""
+    data = read_document_json(path)
+    try:
+        return document_from_json(data)
+    except RecordError as exc:
+        raise ReportError(f"{path} is not a valid pytest-hwperf report: {exc}") from exc

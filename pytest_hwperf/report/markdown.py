@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pytest_hwperf.report.sweep import sweep_lines
+from pytest_hwperf.report.sweep import Sweep, sweep_lines
 from pytest_hwperf.report.terminal import budget_text, mb_text, ms_text
+
+if TYPE_CHECKING:
+    from pytest_hwperf.records.types import ComparisonRecord, JSONValue, MeasurementRecord
 
 __all__ = ["markdown_summary"]
 
@@ -17,30 +20,30 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _change(comparison: Mapping[str, Any] | None) -> tuple[str, str, str]:
+def _change(comparison: ComparisonRecord | None) -> tuple[str, str, str]:
     """(the gate's figures, this run's and the baseline's; change with its interval;
     regression verdict) cells. The figure is the fastest call."""
-    if not comparison or comparison.get("outcome") == "no baseline":
-        current = ms_text((comparison or {}).get("current_ms"))
+    if comparison is None or comparison.outcome == "no baseline":
+        current = ms_text(None if comparison is None else comparison.current_ms)
         return ("-" if current == "-" else f"{current} vs -"), "-", "no baseline"
-    base = f"{ms_text(comparison.get('current_ms'))} vs {ms_text(comparison.get('baseline_ms'))}"
-    change = comparison.get("change_pct")
-    low, high = comparison.get("ci_low_pct"), comparison.get("ci_high_pct")
+    base = f"{ms_text(comparison.current_ms)} vs {ms_text(comparison.baseline_ms)}"
+    change = comparison.change_pct
+    low, high = comparison.ci_low_pct, comparison.ci_high_pct
     text = "-"
-    if isinstance(change, (int, float)):
+    if change is not None:
         text = f"{change:+.1f}%"
-        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        if low is not None and high is not None:
             text += f" ({low:+.1f}% to {high:+.1f}%)"
-    outcome = str(comparison.get("outcome"))
+    outcome = comparison.outcome
     return base, text, "**REGRESSION**" if outcome == "regression" else outcome
 
 
 def markdown_summary(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[MeasurementRecord],
     *,
-    sweeps: Sequence[Mapping[str, Any]] = (),
+    sweeps: Sequence[Sweep] = (),
     fingerprint: str | None = None,
-    advice: Sequence[Mapping[str, Any]] = (),
+    advice: Sequence[Mapping[str, JSONValue]] = (),
 ) -> str:
     """A Markdown document: the measurements table, then sweeps and device advice when
     there are any."""
@@ -50,9 +53,9 @@ def markdown_summary(
     if not records:
         lines.append("No measurements.")
         return "\n".join(lines) + "\n"
-    failed = sum(1 for r in records if r.get("breach"))
+    failed = sum(1 for r in records if r.breach)
     regressions = sum(
-        1 for r in records if (r.get("comparison") or {}).get("outcome") == "regression"
+        1 for r in records if r.comparison is not None and r.comparison.outcome == "regression"
     )
     lines += [
         f"{len(records)} measurements, {failed} failing their test, {regressions} regressions.",
@@ -62,21 +65,19 @@ def markdown_summary(
         "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |",
     ]
     for r in records:
-        stats = r.get("stats", {})
-        verdict = r.get("outcome") or "no budget"
-        base, change, versus = _change(r.get("comparison"))
-        cells = [
-            f"`{r.get('test_id', '?')}`",
-            r.get("name", "?"),
-            r.get("device", "?"),
-            stats.get("n", "-"),
-            ms_text(
-                stats.get("p50_ms") if stats.get("p50_ms") is not None else stats.get("mean_ms")
-            ),
-            ms_text(stats.get("p95_ms")),
-            mb_text((r.get("memory") or {}).get("rss_peak_mb")),
+        stats = r.stats
+        verdict = r.outcome or "no budget"
+        base, change, versus = _change(r.comparison)
+        cells: list[object] = [
+            f"`{r.test_id}`",
+            r.name,
+            r.device,
+            stats.n,
+            ms_text(stats.p50_ms if stats.p50_ms is not None else stats.mean_ms),
+            ms_text(stats.p95_ms),
+            mb_text(None if r.memory is None else r.memory.rss_peak_mb),
             budget_text(r),
-            _ICONS.get(str(verdict), str(verdict)),
+            _ICONS.get(verdict, verdict),
             base,
             change,
             versus,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pytest_hwperf.judge.budgets import fmt_rate
+
+if TYPE_CHECKING:
+    from pytest_hwperf.records.types import MeasurementRecord
 
 __all__ = ["budget_text", "mb_text", "ms_text", "summary_lines"]
 
@@ -30,70 +33,68 @@ def mb_text(value: object) -> str:
     return f"{value:.0f}MB" if value >= 100 else f"{value:.1f}MB"
 
 
-def _rss_peak(record: Mapping[str, Any]) -> object:
-    return (record.get("memory") or {}).get("rss_peak_mb")
+def _rss_peak(record: MeasurementRecord) -> float | None:
+    return None if record.memory is None else record.memory.rss_peak_mb
 
 
-def budget_text(record: Mapping[str, Any]) -> str:
+def budget_text(record: MeasurementRecord) -> str:
     parts: list[str] = []
-    for budget in record.get("budgets", []):
-        if budget.get("kind") == "latency":
-            parts.append(f"p{budget['percentile']:g}<={ms_text(budget['budget_ms'])}")
-        elif budget.get("kind") == "throughput":
-            parts.append(f">={fmt_rate(budget['min_per_s'])}/s")
-    memory = record.get("memory") or {}
-    for key, label in (("rss_budget_mb", "rss"), ("gpu_budget_mb", "gpu")):
-        if isinstance(memory.get(key), (int, float)):
-            parts.append(f"{label}<={mb_text(memory[key])}")
+    for budget in record.budgets:
+        if budget.kind == "latency" and budget.percentile is not None:
+            parts.append(f"p{budget.percentile:g}<={ms_text(budget.budget_ms)}")
+        elif budget.kind == "throughput" and budget.min_per_s is not None:
+            parts.append(f">={fmt_rate(budget.min_per_s)}/s")
+    memory = record.memory
+    if memory is not None:
+        for value, label in ((memory.rss_budget_mb, "rss"), (memory.gpu_budget_mb, "gpu")):
+            if value is not None:
+                parts.append(f"{label}<={mb_text(value)}")
     return ",".join(parts) or "-"
 
 
-def _row(record: Mapping[str, Any]) -> tuple[str, ...]:
-    stats = record.get("stats", {})
-    block = record.get("timing", {}).get("block_size", 1)
-    n = str(stats.get("n", "-")) if block == 1 else f"{stats.get('n', '-')}x{block}"
-    verdict = record.get("outcome") or "no budget"
+def _row(record: MeasurementRecord) -> tuple[str, ...]:
+    stats = record.stats
+    block = record.timing.block_size
+    n = str(stats.n) if block == 1 else f"{stats.n}x{block}"
+    verdict = record.outcome or "no budget"
     if block != 1:
         # Block means: no per-call percentiles; show the mean where p50 would be.
-        p50, p95, p99 = f"mean {ms_text(stats.get('mean_ms'))}", "-", "-"
+        p50, p95, p99 = f"mean {ms_text(stats.mean_ms)}", "-", "-"
     else:
-        p50, p95, p99 = (
-            ms_text(stats.get("p50_ms")),
-            ms_text(stats.get("p95_ms")),
-            ms_text(stats.get("p99_ms")),
-        )
+        p50, p95, p99 = ms_text(stats.p50_ms), ms_text(stats.p95_ms), ms_text(stats.p99_ms)
     return (
-        str(record.get("test_id", "?")),
-        str(record.get("name", "?")),
-        str(record.get("device", "?")),
+        record.test_id,
+        record.name,
+        record.device,
         n,
         p50,
         p95,
         p99,
         budget_text(record),
-        str(verdict).upper() if verdict == "fail" else str(verdict),
+        verdict.upper() if verdict == "fail" else verdict,
     )
 
 
-def _versus(record: Mapping[str, Any]) -> tuple[str, str, str]:
+def _versus(record: MeasurementRecord) -> tuple[str, str, str]:
     """(this run's figure, the baseline's, change and verdict) cells: the figure is the
     regression gate's statistic, the fastest call (over every round measured)."""
-    comparison = record.get("comparison") or {}
-    outcome = comparison.get("outcome")
-    current = ms_text(comparison.get("current_ms"))
-    if outcome in (None, "no baseline"):
-        return current, "-", "no baseline" if outcome else "-"
-    change = comparison.get("change_pct")
-    text = f"{change:+.1f}%" if isinstance(change, (int, float)) else "-"
-    word = "REGRESSION" if outcome == "regression" else str(outcome)
-    return current, ms_text(comparison.get("baseline_ms")), f"{text} {word}"
+    comparison = record.comparison
+    if comparison is None:
+        return "-", "-", "-"
+    current = ms_text(comparison.current_ms)
+    if comparison.outcome == "no baseline":
+        return current, "-", "no baseline"
+    change = comparison.change_pct
+    text = "-" if change is None else f"{change:+.1f}%"
+    word = "REGRESSION" if comparison.outcome == "regression" else comparison.outcome
+    return current, ms_text(comparison.baseline_ms), f"{text} {word}"
 
 
-def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def summary_lines(records: Sequence[MeasurementRecord]) -> list[str]:
     """A plain-text table of the measurements, one row each; with the peak RSS when any
     measurement has one, and the gate's columns (this run's fastest call, the baseline's,
     the change) when any measurement was compared with a baseline."""
-    compared = any(r.get("comparison") for r in records)
+    compared = any(r.comparison is not None for r in records)
     with_rss = any(_rss_peak(r) is not None for r in records)
 
     def joined(head: tuple[str, ...], rss: str, tail: tuple[str, ...]) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from pytest_hwperf.store.baselines import (
     thin_samples,
 )
 from pytest_hwperf.store.git import commit_label, current_commit
-from pytest_hwperf.store.history import HISTORY_SCHEMA_VERSION, History, TrendRow
+from pytest_hwperf.store.history import HISTORY_SCHEMA_VERSION, History, HistoryRow, TrendRow
 
 __all__ = [
     "HISTORY_SCHEMA_VERSION",
@@ -32,6 +32,7 @@ __all__ = [
     "BaselineInfo",
     "BaselineStore",
     "History",
+    "HistoryRow",
     "RunSummary",
     "StoreError",
     "TrendRow",

@@ -29,14 +29,16 @@ import builtins
 import contextlib
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
+
+from pytest_hwperf.files import atomic_write
+from pytest_hwperf.records.codec import as_facts
+from pytest_hwperf.records.types import FingerprintRecord, JSONValue
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,20 +106,20 @@ def thin_samples(samples_ns: Samples, cap: int = SAMPLE_CAP) -> tuple[int, ...]:
 # ------------------------------------------------------------------ validation
 
 
-def _require(record: Mapping[str, Any], key: str) -> Any:
+def _require(record: Mapping[str, object], key: str) -> object:
     if key not in record:
         raise ValueError(f"missing {key!r}")
     return record[key]
 
 
-def _int(record: Mapping[str, Any], key: str, minimum: int) -> int:
+def _int(record: Mapping[str, object], key: str, minimum: int) -> int:
     value = _require(record, key)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{key!r} must be an integer >= {minimum}, got {value!r}")
     return value
 
 
-def _float(record: Mapping[str, Any], key: str) -> float:
+def _float(record: Mapping[str, object], key: str) -> float:
     value = _require(record, key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key!r} must be a number, got {value!r}")
@@ -126,7 +128,7 @@ def _float(record: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
-def _str(record: Mapping[str, Any], key: str) -> str:
+def _str(record: Mapping[str, object], key: str) -> str:
     value = _require(record, key)
     if not isinstance(value, str):
         raise ValueError(f"{key!r} must be a string, got {value!r}")
@@ -134,7 +136,7 @@ def _str(record: Mapping[str, Any], key: str) -> str:
 
 
 def _optional(
-    record: Mapping[str, Any], key: str, check: Callable[[Mapping[str, Any], str], _T]
+    record: Mapping[str, object], key: str, check: Callable[[Mapping[str, object], str], _T]
 ) -> _T | None:
     return None if _require(record, key) is None else check(record, key)
 
@@ -212,7 +214,7 @@ class RunSummary:
             min_ms=float(ms[0]) if min_ms is None else float(min_ms),
         )
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, JSONValue]:
         """A JSON-ready dict (the form stored in a baseline file)."""
         return {
             "run_id": self.run_id,
@@ -230,7 +232,7 @@ class RunSummary:
         }
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> RunSummary:
+    def from_record(cls, record: object) -> RunSummary:
         """The inverse of ``to_record``; ValueError names the first bad field."""
         if not isinstance(record, Mapping):
             raise ValueError(f"a run must be an object, got {type(record).__name__}")
@@ -251,7 +253,7 @@ class RunSummary:
             median_ms=_float(record, "median_ms"),
             mean_ms=_float(record, "mean_ms"),
             p95_ms=_optional(record, "p95_ms", _float),
-            samples_ns=tuple(samples),
+            samples_ns=tuple(int(v) for v in samples),
             reference_ms=_optional(record, "reference_ms", _float),
             reference_kind=_optional(record, "reference_kind", _str),
             # Absent from runs saved before the gate compared the fastest call.
@@ -270,7 +272,7 @@ class Baseline:
     """A loaded baseline file: its fingerprint (digest, label, hashed) and, per
     measurement key, the kept runs oldest first."""
 
-    fingerprint: dict[str, Any]
+    fingerprint: FingerprintRecord
     measurements: dict[str, tuple[RunSummary, ...]]
     path: Path
 
@@ -295,18 +297,32 @@ class BaselineInfo:
 # ------------------------------------------------------------------ the store
 
 
-def _fingerprint_record(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a fingerprint a baseline keeps; volatile facts churn, so they are
-    left out to keep diffs quiet."""
-    digest, label = fingerprint.get("digest"), fingerprint.get("label")
-    hashed = fingerprint.get("hashed", {})
+def _check_digest(digest: object) -> str:
     if not isinstance(digest, str) or not _DIGEST.match(digest):
         raise ValueError(f"fingerprint digest must be a plain name, got {digest!r}")
+    return digest
+
+
+def _fingerprint_from_json(data: Mapping[str, object]) -> FingerprintRecord:
+    """A baseline file's fingerprint object; ValueError names what is wrong. Keys other
+    than digest, label and hashed are not kept."""
+    label, hashed = data.get("label"), data.get("hashed", {})
+    digest = _check_digest(data.get("digest"))
     if not isinstance(label, str):
         raise ValueError(f"fingerprint label must be a string, got {label!r}")
     if not isinstance(hashed, Mapping):
         raise ValueError("fingerprint 'hashed' must be a mapping")
-    return {"digest": digest, "label": label, "hashed": dict(hashed)}
+    return FingerprintRecord(digest=digest, label=label, hashed=as_facts(hashed, "hashed"))
+
+
+def _fingerprint_json(fingerprint: FingerprintRecord) -> dict[str, JSONValue]:
+    """The part of a fingerprint a baseline keeps (digest, label and what was hashed);
+    volatile facts churn, so they are never part of it, to keep diffs quiet."""
+    return {
+        "digest": _check_digest(fingerprint.digest),
+        "label": fingerprint.label,
+        "hashed": as_facts(fingerprint.hashed, "fingerprint.hashed"),
+    }
 
 
 def _parse(path: Path, digest: str, text: str) -> Baseline:
@@ -332,15 +348,15 @@ def _parse(path: Path, digest: str, text: str) -> Baseline:
             f" up to {SCHEMA_VERSION}): it was written by a newer pytest-hwperf: upgrade"
             " pytest-hwperf to use it; it was left unchanged"
         )
-    fingerprint = document.get("fingerprint")
-    if not isinstance(fingerprint, dict):
+    found = document.get("fingerprint")
+    if not isinstance(found, dict):
         raise bad("has no 'fingerprint' object")
     try:
-        fingerprint = _fingerprint_record(fingerprint)
+        fingerprint = _fingerprint_from_json(found)
     except ValueError as exc:
         raise bad(f"has a malformed fingerprint ({exc})") from exc
-    if fingerprint["digest"] != digest:
-        raise bad(f"holds fingerprint {fingerprint['digest']!r}, not {digest!r} as named")
+    if fingerprint.digest != digest:
+        raise bad(f"holds fingerprint {fingerprint.digest!r}, not {digest!r} as named")
     entries = document.get("measurements")
     if not isinstance(entries, dict):
         raise bad("has no 'measurements' object")
@@ -365,31 +381,7 @@ def _clean_stale_temps(path: Path) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a reader, or a crash, sees the old file or
-    the new one and never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644  # mkstemp's 0600 would hide a committed file from other users
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), mode)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write(path, text)
 
 
 class BaselineStore:
@@ -430,7 +422,7 @@ class BaselineStore:
 
     def save(
         self,
-        fingerprint: Mapping[str, Any],
+        fingerprint: FingerprintRecord,
         runs: Mapping[str, RunSummary],
         *,
         keep: int = KEEP_RUNS,
@@ -446,17 +438,17 @@ class BaselineStore:
             raise ValueError(f"keep must be >= 1, got {keep}")
         return self._update(fingerprint, runs, keep=keep)
 
-    def accept(self, fingerprint: Mapping[str, Any], runs: Mapping[str, RunSummary]) -> Path:
+    def accept(self, fingerprint: FingerprintRecord, runs: Mapping[str, RunSummary]) -> Path:
         """Make each given run the only baseline run of its key (promote a run's results);
         other keys stay as they were."""
         return self._update(fingerprint, runs, keep=1)
 
     def _update(
-        self, fingerprint: Mapping[str, Any], runs: Mapping[str, RunSummary], *, keep: int
+        self, fingerprint: FingerprintRecord, runs: Mapping[str, RunSummary], *, keep: int
     ) -> Path:
-        record = _fingerprint_record(fingerprint)
-        path = self.path_for(record["digest"])
-        current = self.load(record["digest"])  # a StoreError stops before any write
+        record = _fingerprint_json(fingerprint)
+        path = self.path_for(fingerprint.digest)
+        current = self.load(fingerprint.digest)  # a StoreError stops before any write
         measurements = dict(current.measurements) if current is not None else {}
         for key, run in runs.items():
             kept = [r for r in measurements.get(key, ()) if r.run_id != run.run_id]
@@ -467,7 +459,7 @@ class BaselineStore:
             # committed file stays small.
             kept = [replace(r, samples_ns=()) for r in kept[:-1]] + kept[-1:]
             measurements[key] = tuple(kept)
-        document = {
+        document: dict[str, JSONValue] = {
             "schema_version": SCHEMA_VERSION,
             "fingerprint": record,
             "measurements": {
@@ -508,7 +500,7 @@ class BaselineStore:
             infos.append(
                 BaselineInfo(
                     digest=digest,
-                    label=baseline.fingerprint.get("label"),
+                    label=baseline.fingerprint.label,
                     path=path,
                     measurements=len(baseline.measurements),
                     updated=max(created) if created else None,

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pytest_hwperf.store.baselines import StoreError, thin_samples
 
-__all__ = ["HISTORY_SCHEMA_VERSION", "History", "TrendRow"]
+__all__ = ["HISTORY_SCHEMA_VERSION", "History", "HistoryRow", "TrendRow"]
 
 HISTORY_SCHEMA_VERSION = 1
 
@@ -64,6 +63,44 @@ _TABLES = {"runs", "measurements"}
 
 
 @dataclass(frozen=True)
+class HistoryRow:
+    """One measurement of the run being recorded, as the history stores it.
+
+    ``samples_ns`` may be None (no samples stored); at most ``SAMPLE_CAP`` of them are
+    kept (``thin_samples``)."""
+
+    key: str
+    test_id: str
+    name: str
+    device: str
+    n: int | None = None
+    median_ms: float | None = None
+    mean_ms: float | None = None
+    p95_ms: float | None = None
+    outcome: str | None = None
+    samples_ns: tuple[int, ...] | None = None
+
+
+def _row(run_id: str, m: HistoryRow) -> tuple[object, ...]:
+    """One row of the ``measurements`` table (its samples as JSON)."""
+    return (
+        run_id,
+        m.key,
+        m.test_id,
+        m.name,
+        m.device,
+        None if m.n is None else int(m.n),
+        _opt_float(m.median_ms),
+        _opt_float(m.mean_ms),
+        _opt_float(m.p95_ms),
+        m.outcome,
+        None
+        if m.samples_ns is None
+        else json.dumps(list(thin_samples(m.samples_ns)), separators=(",", ":")),
+    )
+
+
+@dataclass(frozen=True)
 class TrendRow:
     """One measurement of one past run, with the run's facts."""
 
@@ -84,7 +121,7 @@ class TrendRow:
     samples_ns: tuple[int, ...]
 
 
-def _opt_float(value: Any) -> float | None:
+def _opt_float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
@@ -185,33 +222,13 @@ class History:
         fingerprint_digest: str,
         label: str | None,
         commit: str | None,
-        measurements: Sequence[Mapping[str, Any]],
+        measurements: Sequence[HistoryRow],
     ) -> None:
-        """Record one run and its measurements in one transaction.
-
-        Each mapping has ``key, test_id, name, device, n, median_ms, mean_ms, p95_ms,
-        outcome, samples_ns`` (``samples_ns`` may be None; at most ``SAMPLE_CAP`` of them
-        are kept). Recording a ``run_id`` again replaces that run, so a retry cannot
+        """Record one run and its measurements (one ``HistoryRow`` each) in one
+        transaction. Recording a ``run_id`` again replaces that run, so a retry cannot
         count one run twice.
         """
-        rows = [
-            (
-                run_id,
-                m["key"],
-                m["test_id"],
-                m["name"],
-                m["device"],
-                None if m.get("n") is None else int(m["n"]),
-                _opt_float(m.get("median_ms")),
-                _opt_float(m.get("mean_ms")),
-                _opt_float(m.get("p95_ms")),
-                m.get("outcome"),
-                None
-                if m.get("samples_ns") is None
-                else json.dumps(list(thin_samples(m["samples_ns"])), separators=(",", ":")),
-            )
-            for m in measurements
-        ]
+        rows = [_row(run_id, m) for m in measurements]
         with self._connect(create=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -252,7 +269,7 @@ class History:
             " FROM measurements m JOIN runs r ON r.id = m.run_id"
             " WHERE (m.key = ? OR m.test_id = ?)"
         )
-        params: list[Any] = [key_or_test_id, key_or_test_id]
+        params: list[str | int] = [key_or_test_id, key_or_test_id]
         if fingerprint is not None:
             query += " AND r.fingerprint = ?"
             params.append(fingerprint)

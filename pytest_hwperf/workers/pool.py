@@ -55,44 +55,35 @@ script that imports torch at the top loads torch in every worker before the work
 own code runs; the thread variables and ``OMP_PLACES`` are already in the environment
 then, which is why they are set at exec. Nothing here imports pytest, and nothing
 beyond the standard library is imported until a run returns its samples.
+
+This module holds the pool's API and its closed loop; the rest is in
+:mod:`~pytest_hwperf.workers.worker` (the worker process: its environment, start-up and
+request loop), :mod:`~pytest_hwperf.workers.processes` (spawning, talking to and
+stopping the processes; :class:`WorkerError`), :mod:`~pytest_hwperf.workers.wire` (the
+messages between them) and :mod:`~pytest_hwperf.workers.results` (:class:`PoolRun` and
+:func:`measurement_from_run`). Their public names are importable from here.
 """
 
 from __future__ import annotations
 
-import atexit
-import faulthandler
-import multiprocessing
 import os
 import pickle
-import shutil
-import signal
-import struct
-import sys
-import tempfile
-import threading
 import time
-import traceback
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from multiprocessing import connection as mp_connection
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
 from pytest_hwperf.workers.placement import split_cpus
-
-if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
-    from multiprocessing.context import SpawnProcess
-
-    import numpy as np
-
-    from pytest_hwperf.judge.budgets import Budget
-    from pytest_hwperf.measure.result import Measurement
+from pytest_hwperf.workers.processes import WorkerError, WorkerProcesses, shutdown
+from pytest_hwperf.workers.results import TIMING_METHOD, PoolRun, measurement_from_run
+from pytest_hwperf.workers.wire import pickle_input
+from pytest_hwperf.workers.worker import WorkerInfo, worker_environment
 
 __all__ = [
+    "TIMING_METHOD",
     "PoolConfig",
     "PoolRun",
     "WorkerError",
@@ -102,46 +93,6 @@ __all__ = [
     "split_cpus",
     "worker_environment",
 ]
-
-TIMING_METHOD = "perf_counter_ns per request (parent, queueing included)"
-STOP_GRACE_S = 1.0  # how long close() waits for workers to stop before terminating them
-
-# Wire format. Parent -> worker: an empty message means stop; otherwise a request id
-# followed by the pickled input. Worker -> parent: request id and kind, then a payload
-# (pickled result, traceback text, or pickled worker facts).
-_REQUEST = struct.Struct("<q")
-_RESPONSE = struct.Struct("<qB")
-_OK, _ERROR, _READY, _START_ERROR = 0, 1, 2, 3
-_NO_REQUEST = -1
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-_BINDING_VARS = ("OMP_PROC_BIND", "OMP_PLACES", "KMP_AFFINITY", "GOMP_CPU_AFFINITY")
-
-_ENV_LOCK = threading.Lock()
-
-
-class WorkerError(RuntimeError):
-    """A worker failed: its factory or model raised, it died, or it timed out.
-
-    The message names the worker (index and pid) and, where there is one, ends with the
-    worker's formatted traceback, which is also kept in ``worker_traceback``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        worker: int | None = None,
-        pid: int | None = None,
-        worker_traceback: str | None = None,
-    ) -> None:
-        text = message
-        if worker_traceback:
-            text = f"{message}\n{worker_traceback.rstrip()}"
-        super().__init__(text)
-        self.worker = worker
-        self.pid = pid
-        self.worker_traceback = worker_traceback
 
 
 @dataclass(frozen=True)
@@ -191,284 +142,6 @@ class PoolConfig:
         return f"{self.workers} {workers} x {self.threads} {threads}, {pinned}"
 
 
-def worker_environment(threads: int, cpus: Sequence[int] | None) -> dict[str, str | None]:
-    """The environment changes for one worker; None removes a variable.
-
-    ``cpus`` is the worker's pinned set, or None when it is not pinned.
-    """
-    env: dict[str, str | None] = dict.fromkeys(_THREAD_VARS, str(threads))
-    if cpus is None:
-        env.update(dict.fromkeys(_BINDING_VARS))
-        env["OMP_PROC_BIND"] = "false"
-    else:
-        env["OMP_PROC_BIND"] = "close"
-        env["OMP_PLACES"] = ",".join(f"{{{cpu}}}" for cpu in cpus)
-        env["KMP_AFFINITY"] = "granularity=fine,compact"
-        env["GOMP_CPU_AFFINITY"] = None
-    return env
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """What a worker reported once its model was built."""
-
-    index: int
-    pid: int
-    cpus: tuple[int, ...]  # its affinity as it saw it
-    pinned: tuple[int, ...] | None  # the set it was pinned to, None when not pinned
-    threads: dict[str, object] = field(compare=False, hash=False)  # thread_settings() there
-
-
-@dataclass(frozen=True, eq=False)
-class PoolRun:
-    """One closed-loop run: per-request latency samples and the throughput it reached."""
-
-    samples_ns: np.ndarray  # int64, one per measured request, in completion order
-    requests: int
-    elapsed_ns: int  # first measured request issued -> last result received
-    throughput_per_s: float  # requests / elapsed
-    per_worker_counts: tuple[int, ...]  # measured requests served by each worker
-    config: PoolConfig
-    concurrency: int
-    warmup_requests: int
-    warmup_ns: int
-    stop_reason: str  # "requests" or "duration"
-    workers: tuple[WorkerInfo, ...] = ()
-
-    @property
-    def mean_ms(self) -> float:
-        return float(self.samples_ns.mean()) / 1e6
-
-    def percentile_ms(self, pct: float) -> float:
-        from pytest_hwperf.judge import stats
-
-        return stats.percentile(self.samples_ns, pct) / 1e6
-
-    @property
-    def p50_ms(self) -> float:
-        return self.percentile_ms(50)
-
-    @property
-    def p95_ms(self) -> float:
-        return self.percentile_ms(95)
-
-    @property
-    def p99_ms(self) -> float:
-        return self.percentile_ms(99)
-
-
-# ------------------------------------------------------------------------ the worker
-
-
-def _worker_main(
-    index: int,
-    conn: Connection,
-    factory_blob: bytes,
-    threads: int,
-    cpus: tuple[int, ...] | None,
-    env: dict[str, str | None],
-    fault_path: str,
-) -> NoReturn:
-    """A worker's life: limits and affinity first, then the model, then requests."""
-    # The environment was set when this process was executed; set it again in case
-    # something between exec and here changed it. Ctrl-C is the parent's to handle.
-    for key, value in env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with suppress(OSError):
-        fault_file = open(fault_path, "w")  # noqa: SIM115 - kept open for faulthandler
-        faulthandler.enable(file=fault_file, all_threads=True)
-
-    try:
-        if cpus is not None:
-            os.sched_setaffinity(0, cpus)
-        _limit_threads(threads)
-        factory = pickle.loads(factory_blob)
-        model = factory()
-        if not callable(model):
-            raise TypeError(f"the factory returned {model!r}, which is not callable")
-        _limit_threads(threads)  # again: the factory may have loaded torch or a BLAS
-        info = _worker_facts(index, cpus)
-    except Exception:
-        with suppress(OSError):
-            conn.send_bytes(
-                _RESPONSE.pack(_NO_REQUEST, _START_ERROR) + traceback.format_exc().encode()
-            )
-        _quick_exit()
-    try:
-        conn.send_bytes(_RESPONSE.pack(_NO_REQUEST, _READY) + info)
-    except OSError:
-        _quick_exit()
-
-    while True:
-        try:
-            message = conn.recv_bytes()
-        except (EOFError, OSError):
-            _quick_exit()
-        if not message:
-            _quick_exit()
-        (request_id,) = _REQUEST.unpack_from(message)
-        try:
-            value = pickle.loads(memoryview(message)[_REQUEST.size :])
-            result = model(value)
-            payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-            kind = _OK
-        except Exception:
-            payload = traceback.format_exc().encode()
-            kind = _ERROR
-        try:
-            conn.send_bytes(_RESPONSE.pack(request_id, kind) + payload)
-        except OSError:
-            _quick_exit()
-
-
-def _quick_exit() -> NoReturn:
-    """Leave without tearing the interpreter down (with torch loaded that takes ~0.5 s).
-
-    atexit handlers still run (coverage, profilers and the like save their data there).
-    """
-    with suppress(Exception):
-        atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with suppress(Exception):
-            stream.flush()
-    os._exit(0)
-
-
-def _limit_threads(threads: int) -> None:
-    """torch's intra-op threads (when torch is loaded) and threadpoolctl's limits.
-
-    The limits stay in force: threadpoolctl restores them only when asked to.
-    """
-    torch = sys.modules.get("torch")
-    if torch is not None and hasattr(torch, "set_num_threads"):
-        torch.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a declared dependency
-        return
-    threadpool_limits(limits=threads)
-
-
-def _worker_facts(index: int, pinned: tuple[int, ...] | None) -> bytes:
-    try:
-        from pytest_hwperf.hardware.threads import thread_settings
-
-        threads: dict[str, object] = thread_settings()
-    except Exception as exc:  # facts are informative; never fail a worker over them
-        threads = {"error": repr(exc)}
-    getaffinity = getattr(os, "sched_getaffinity", None)
-    cpus = tuple(sorted(getaffinity(0))) if getaffinity is not None else ()
-    info = WorkerInfo(index=index, pid=os.getpid(), cpus=cpus, pinned=pinned, threads=threads)
-    return pickle.dumps(info, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-# ------------------------------------------------------------------------ shutdown
-
-
-class _PoolState:
-    """What shutdown needs, kept apart from the pool so a finalizer can hold it."""
-
-    def __init__(self) -> None:
-        self.owner_pid = os.getpid()
-        self.processes: list[SpawnProcess] = []
-        self.pids: list[int] = []
-        self.conns: list[Connection | None] = []
-        self.busy: set[int] = set()
-        # A request may be under way (a message half written, an answer unread): a
-        # shutdown then sends no stop messages and relies on closing the pipes.
-        self.dirty = False
-        self.tmpdir: str | None = None
-        self.done = False
-
-
-def _shutdown(state: _PoolState) -> None:
-    """Stop every worker: stop message, short join, terminate, kill. Re-entrant.
-
-    Safe to call again after an interruption part-way: each step looks at what is left.
-    """
-    if state.done or os.getpid() != state.owner_pid:
-        return
-    for index, conn in enumerate(state.conns):
-        if conn is None:
-            continue
-        if not state.dirty and index not in state.busy:
-            with suppress(OSError, ValueError):
-                conn.send_bytes(b"")
-        with suppress(OSError):
-            conn.close()
-        state.conns[index] = None
-    started = [p for p in state.processes if _running(p)]
-    deadline = time.monotonic() + STOP_GRACE_S
-    for process in started:
-        process.join(max(0.0, deadline - time.monotonic()))
-    for stop in ("terminate", "kill"):
-        alive = [p for p in started if p.exitcode is None]
-        if not alive:
-            break
-        for process in alive:
-            with suppress(OSError):
-                getattr(process, stop)()
-        deadline = time.monotonic() + STOP_GRACE_S
-        for process in alive:
-            process.join(max(0.0, deadline - time.monotonic()))
-    if any(p.exitcode is None for p in started):
-        return  # something survived even SIGKILL for now; a later call tries again
-    for process in state.processes:
-        with suppress(ValueError):
-            process.close()
-    if state.tmpdir is not None:
-        shutil.rmtree(state.tmpdir, ignore_errors=True)
-        state.tmpdir = None
-    state.done = True
-
-
-def _running(process: SpawnProcess) -> bool:
-    """Started and not yet reaped."""
-    try:
-        return process.pid is not None and process.exitcode is None
-    except ValueError:  # already closed
-        return False
-
-
-@contextmanager
-def _environment(changes: Mapping[str, str | None]) -> Iterator[None]:
-    """Apply ``changes`` to os.environ for the block (spawned children inherit it)."""
-    with _ENV_LOCK:
-        saved = {key: os.environ.get(key) for key in changes}
-        try:
-            for key, value in changes.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            yield
-        finally:
-            for key, old in saved.items():
-                if old is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = old
-
-
-def _describe_exit(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "stopped responding"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"was killed by {name}"
-    return f"died with exit code {exitcode}"
-
-
-# ------------------------------------------------------------------------ the pool
-
-
 @dataclass
 class _InFlight:
     request_id: int
@@ -489,8 +162,8 @@ class WorkerPool:
             raise TypeError(f"factory must be callable, got {factory!r}")
         self.factory = factory
         self.config = config
-        self._state = _PoolState()
-        self._finalizer = weakref.finalize(self, _shutdown, self._state)
+        self._state = WorkerProcesses()
+        self._finalizer = weakref.finalize(self, shutdown, self._state)
         self._cpu_sets: tuple[tuple[int, ...] | None, ...] = ()
         self._workers: tuple[WorkerInfo, ...] = ()
         self._served = [0] * config.workers
@@ -538,11 +211,7 @@ class WorkerPool:
 
     def alive_pids(self) -> tuple[int, ...]:
         """The workers still alive (empty once closed)."""
-        return tuple(
-            pid
-            for process, pid in zip(self._state.processes, self._state.pids, strict=False)
-            if _running(process)
-        )
+        return self._state.alive_pids()
 
     def start(self) -> WorkerPool:
         """Spawn the workers and wait until each has built its model.
@@ -585,141 +254,19 @@ class WorkerPool:
         else:
             self._cpu_sets = (None,) * config.workers
         try:
-            self._spawn(factory_blob)
-            self._wait_ready()
+            self._state.spawn(factory_blob, self._cpu_sets, config.threads)
+            self._workers = self._state.wait_ready(config.start_timeout_s, self.factory)
         except BaseException:
             self.close()
             raise
         return self
 
-    def _spawn(self, factory_blob: bytes) -> None:
-        state = self._state
-        state.tmpdir = tempfile.mkdtemp(prefix="hwperf-pool-")
-        context = multiprocessing.get_context("spawn")
-        for index, cpus in enumerate(self._cpu_sets):
-            parent_end, child_end = context.Pipe(duplex=True)
-            state.conns.append(parent_end)
-            env = worker_environment(self.config.threads, cpus)
-            process = context.Process(
-                target=_worker_main,
-                args=(
-                    index,
-                    child_end,
-                    factory_blob,
-                    self.config.threads,
-                    cpus,
-                    env,
-                    os.path.join(state.tmpdir, f"worker-{index}.fault"),
-                ),
-                name=f"hwperf-worker-{index}",
-                daemon=True,
-            )
-            state.processes.append(process)
-            try:
-                # Native runtimes read their thread variables when they load, which
-                # may happen before the worker's own code runs: the worker gets them
-                # in its environment at exec.
-                with _environment(env):
-                    process.start()
-                if process.pid is not None:
-                    state.pids.append(process.pid)
-            finally:
-                child_end.close()
-
-    def _wait_ready(self) -> None:
-        state = self._state
-        n = self.config.workers
-        infos: list[WorkerInfo | None] = [None] * n
-        deadline = time.monotonic() + self.config.start_timeout_s
-        while any(info is None for info in infos):
-            waiting = [i for i in range(n) if infos[i] is None]
-            remaining = deadline - time.monotonic()
-            ready = self._wait(waiting, remaining) if remaining > 0 else []
-            if not ready:
-                names = ", ".join(str(i) for i in waiting)
-                raise WorkerError(
-                    f"worker{'s' if len(waiting) > 1 else ''} {names} not ready within"
-                    f" start_timeout_s={self.config.start_timeout_s:g} s (building the model"
-                    " took too long)",
-                    worker=waiting[0],
-                    pid=state.processes[waiting[0]].pid,
-                )
-            for index in ready:
-                _, kind, payload = self._receive(index, during="starting")
-                if kind == _READY:
-                    infos[index] = pickle.loads(payload)
-                elif kind == _START_ERROR:
-                    pid = state.processes[index].pid
-                    raise WorkerError(
-                        f"worker {index} (pid {pid}) failed to start: building the model"
-                        f" with {self.factory!r} raised:",
-                        worker=index,
-                        pid=pid,
-                        worker_traceback=payload.decode(errors="replace"),
-                    )
-                else:  # pragma: no cover - protocol violation
-                    raise WorkerError(f"worker {index} sent an unexpected message", worker=index)
-        self._workers = tuple(info for info in infos if info is not None)
-
     def close(self) -> None:
         """Stop every worker (idempotent; safe to call again after an interruption)."""
         self._closed = True
-        _shutdown(self._state)
+        shutdown(self._state)
         if self._state.done:
             self._finalizer.detach()
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _conn(self, index: int) -> Connection:
-        conn = self._state.conns[index]
-        if conn is None:
-            raise RuntimeError("this WorkerPool is closed")
-        return conn
-
-    def _wait(self, indices: Sequence[int], timeout: float | None) -> list[int]:
-        """Workers among ``indices`` with a message (or that died), or any worker that died."""
-        watched: dict[object, int] = {}
-        for index, process in enumerate(self._state.processes):
-            watched[process.sentinel] = index
-        for index in indices:
-            watched[self._conn(index)] = index
-        ready = mp_connection.wait(list(watched), timeout)  # type: ignore[arg-type]
-        return sorted({watched[obj] for obj in ready})
-
-    def _receive(self, index: int, *, during: str) -> tuple[int, int, bytes]:
-        """Read one message from worker ``index``; a dead worker raises WorkerError."""
-        conn = self._conn(index)
-        data: bytes | None = None
-        if conn.poll():
-            with suppress(EOFError, OSError):
-                data = conn.recv_bytes()
-        if data is None:
-            raise self._death(index, during)
-        request_id, kind = _RESPONSE.unpack_from(data)
-        return request_id, kind, data[_RESPONSE.size :]
-
-    def _death(self, index: int, during: str) -> WorkerError:
-        process = self._state.processes[index]
-        process.join(STOP_GRACE_S)
-        fault_text: str | None = None
-        if self._state.tmpdir is not None:
-            path = os.path.join(self._state.tmpdir, f"worker-{index}.fault")
-            with suppress(OSError), open(path, errors="replace") as handle:
-                fault_text = handle.read().strip() or None
-        if fault_text:
-            fault_text = f"faulthandler output of the worker:\n{fault_text}"
-        return WorkerError(
-            f"worker {index} (pid {process.pid}) {_describe_exit(process.exitcode)} while {during}",
-            worker=index,
-            pid=process.pid,
-            worker_traceback=fault_text,
-        )
-
-    def _send(self, index: int, request_id: int, blob: bytes) -> None:
-        try:
-            self._conn(index).send_bytes(_REQUEST.pack(request_id) + blob)
-        except OSError:
-            raise self._death(index, f"receiving request {request_id}") from None
 
     # ------------------------------------------------------------------ requests
 
@@ -728,18 +275,18 @@ class WorkerPool:
         self._check_usable()
         if not 0 <= worker < self.config.workers:
             raise ValueError(f"worker must be in 0..{self.config.workers - 1}, got {worker}")
-        blob = _pickle_input(value, 0)
+        blob = pickle_input(value, 0)
         request_id = self._new_id()
         state = self._state
         try:
             state.dirty = True
             state.busy.add(worker)
-            self._send(worker, request_id, blob)
-            if not self._wait([worker], self.config.request_timeout_s):
-                raise self._timeout(worker, request_id, None)
-            got_id, kind, payload = self._receive(worker, during=f"serving request {request_id}")
+            state.send(worker, request_id, blob)
+            if not state.wait([worker], self.config.request_timeout_s):
+                raise state.timeout(worker, request_id, None, self.config.request_timeout_s)
+            got_id, kind, payload = state.receive(worker, during=f"serving request {request_id}")
             state.busy.discard(worker)
-            self._check_response(worker, request_id, got_id, kind, payload, None)
+            state.check_response(worker, request_id, got_id, kind, payload, None)
             state.dirty = False
             return pickle.loads(payload)
         except BaseException:
@@ -786,7 +333,7 @@ class WorkerPool:
             raise ValueError(f"warmup_requests must be >= 0, got {warmup_requests}")
         if not inputs:
             raise ValueError("inputs must not be empty")
-        blobs = [_pickle_input(value, k) for k, value in enumerate(inputs)]
+        blobs = [pickle_input(value, k) for k, value in enumerate(inputs)]
         if not self._started:
             self.start()
         self._check_usable()
@@ -810,15 +357,10 @@ class WorkerPool:
             self.close()
             raise
 
-        import numpy as np
-
-        array = np.asarray(samples, dtype=np.int64)
-        return PoolRun(
-            samples_ns=array,
-            requests=int(array.size),
-            elapsed_ns=elapsed_ns,
-            throughput_per_s=array.size / (elapsed_ns / 1e9) if elapsed_ns > 0 else float("inf"),
-            per_worker_counts=tuple(counts),
+        return PoolRun.gather(
+            samples,
+            counts,
+            elapsed_ns,
             config=config,
             concurrency=concurrency,
             warmup_requests=warmup_requests,
@@ -873,14 +415,16 @@ class WorkerPool:
                 input_index, issued_ns = queue.popleft()
                 request_id = self._new_id()
                 state.busy.add(worker)
-                self._send(worker, request_id, blobs[input_index])
+                state.send(worker, request_id, blobs[input_index])
                 in_flight[worker] = _InFlight(request_id, input_index, issued_ns, clock())
             oldest = min(in_flight.values(), key=lambda f: f.dispatched_ns)
             wait_s = max(0.0, (oldest.dispatched_ns + timeout_ns - clock()) / 1e9)
-            ready = self._wait(list(in_flight), wait_s)
+            ready = state.wait(list(in_flight), wait_s)
             if not ready:
                 worker = next(i for i, f in in_flight.items() if f is oldest)
-                raise self._timeout(worker, oldest.request_id, oldest.input_index)
+                raise state.timeout(
+                    worker, oldest.request_id, oldest.input_index, self.config.request_timeout_s
+                )
             for worker in ready:
                 flight = in_flight.get(worker)
                 during = (
@@ -889,10 +433,10 @@ class WorkerPool:
                     else f"serving request {flight.request_id} (input {flight.input_index})"
                 )
                 if flight is None:
-                    raise self._death(worker, during)
-                request_id, kind, payload = self._receive(worker, during=during)
+                    raise state.death(worker, during)
+                request_id, kind, payload = state.receive(worker, during=during)
                 now = clock()
-                self._check_response(
+                state.check_response(
                     worker, flight.request_id, request_id, kind, payload, flight.input_index
                 )
                 del in_flight[worker]
@@ -907,44 +451,6 @@ class WorkerPool:
                     issued += 1
         return samples, counts, last_receipt - first_issue, stop_reason
 
-    def _check_response(
-        self,
-        worker: int,
-        expected_id: int,
-        request_id: int,
-        kind: int,
-        payload: bytes,
-        input_index: int | None,
-    ) -> None:
-        pid = self._state.processes[worker].pid
-        which = f"request {expected_id}" + (
-            "" if input_index is None else f" (input {input_index})"
-        )
-        if kind == _ERROR:
-            raise WorkerError(
-                f"worker {worker} (pid {pid}) raised while serving {which}:",
-                worker=worker,
-                pid=pid,
-                worker_traceback=payload.decode(errors="replace"),
-            )
-        if kind != _OK or request_id != expected_id:  # pragma: no cover - protocol violation
-            raise WorkerError(
-                f"worker {worker} (pid {pid}) answered request {request_id} (kind {kind})"
-                f" while serving {which}",
-                worker=worker,
-                pid=pid,
-            )
-
-    def _timeout(self, worker: int, request_id: int, input_index: int | None) -> WorkerError:
-        pid = self._state.processes[worker].pid
-        which = f"request {request_id}" + ("" if input_index is None else f" (input {input_index})")
-        return WorkerError(
-            f"worker {worker} (pid {pid}) timed out: {which} took longer than"
-            f" request_timeout_s={self.config.request_timeout_s:g} s",
-            worker=worker,
-            pid=pid,
-        )
-
     def _check_usable(self) -> None:
         if self._closed:
             raise RuntimeError("this WorkerPool is closed; create a new one")
@@ -954,110 +460,3 @@ class WorkerPool:
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
-
-
-def _pickle_input(value: Any, index: int) -> bytes:
-    try:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
-        raise TypeError(f"input {index} ({type(value).__name__}) cannot be pickled: {exc}") from exc
-
-
-# ------------------------------------------------------------------ as a measurement
-
-
-def measurement_from_run(
-    run: PoolRun,
-    *,
-    name: str,
-    budgets: Sequence[Budget] = (),
-    alpha: float = 0.01,
-    device: str = "cpu",
-) -> Measurement:
-    """The run as a :class:`Measurement`, with its budgets judged at level ``alpha``.
-
-    Latency budgets are judged on the per-request latencies (queueing included).
-    Throughput budgets are judged on what the pool delivered, requests / elapsed, not on
-    one request's latency: with ``concurrency`` requests in flight a request's latency
-    is not the pool's time per request. By Little's law throughput = in-flight / mean
-    latency, so the latencies are divided by the mean number in flight (throughput x
-    mean latency) and judged as usual; the measured rate is then the pool's. A budget
-    still undecided on these samples is inconclusive.
-    """
-    import numpy as np
-
-    from pytest_hwperf.hardware.cpu import format_cpu_list
-    from pytest_hwperf.judge.budgets import ThroughputBudget
-    from pytest_hwperf.judge.compliance import BudgetVerdict, Outcome, judge
-    from pytest_hwperf.measure.result import Measurement
-
-    if run.samples_ns.size == 0:
-        raise ValueError("the run has no samples")
-    config = run.config
-    samples = np.asarray(run.samples_ns, dtype=np.int64)
-    mean_ns = float(samples.mean())
-    in_flight = run.throughput_per_s * mean_ns / 1e9
-    verdicts: list[BudgetVerdict] = []
-    for budget in dict.fromkeys(budgets):
-        if isinstance(budget, ThroughputBudget) and in_flight > 0 and np.isfinite(in_flight):
-            verdict = judge(budget, samples.astype(np.float64) / in_flight, alpha)
-        else:
-            verdict = judge(budget, samples, alpha)
-        if verdict.outcome is Outcome.UNDECIDED:
-            verdict = verdict.with_outcome(Outcome.INCONCLUSIVE)
-        verdicts.append(verdict)
-
-    sets = [w.pinned for w in run.workers] or [None] * config.workers
-    if config.pin and all(s is not None for s in sets):
-        placement = "pinned: " + "; ".join(
-            f"worker {i} on CPU {format_cpu_list(s or ())}" for i, s in enumerate(sets)
-        )
-    else:
-        seen = sorted({cpu for w in run.workers for cpu in w.cpus})
-        where = f" (each may run on CPUs {format_cpu_list(seen)})" if seen else ""
-        placement = f"not pinned{where}"
-    threads_word = "thread" if config.threads == 1 else "threads"
-    notes = [
-        f"{config.workers} worker process{'es' if config.workers != 1 else ''} x"
-        f" {config.threads} {threads_word} each, closed loop at concurrency"
-        f" {run.concurrency}; {placement}",
-        f"pool throughput {run.throughput_per_s:.4g} requests/s ({run.requests} requests in"
-        f" {run.elapsed_ns / 1e9:.3g} s); per-call figures are per request, queueing"
-        " included",
-        "requests served per worker: "
-        + ", ".join(f"worker {i}: {c}" for i, c in enumerate(run.per_worker_counts)),
-    ]
-    if any(isinstance(b, ThroughputBudget) for b in budgets):
-        notes.append(
-            f"throughput budgets judged on the pool's rate: latencies divided by the mean"
-            f" number in flight ({in_flight:.3g}, Little's law)"
-        )
-    threads: dict[str, object] = {
-        "workers": config.workers,
-        "threads_per_worker": config.threads,
-        "pinned": config.pin,
-        "concurrency": run.concurrency,
-        "per_worker": [
-            {"index": w.index, "pid": w.pid, "cpus": list(w.cpus), **w.threads} for w in run.workers
-        ],
-    }
-    return Measurement(
-        name=name,
-        device=device,
-        mode="measured",
-        timing_method=TIMING_METHOD,
-        sync_method="none",
-        block_size=1,
-        samples_ns=samples,
-        warmup_calls=run.warmup_requests,
-        warmup_ns=run.warmup_ns,
-        per_call_estimate_ns=mean_ns,
-        gc_policy="worker processes (not managed)",
-        stop_reason=run.stop_reason,
-        alpha=alpha,
-        looks=1,
-        sampling_ns=run.elapsed_ns,
-        verdicts=verdicts,
-        notes=notes,
-        threads=threads,
-    )

@@ -1,0 +1,244 @@
+"""What the controller writes at the end of an --hwperf session: the run history, the
+baseline (under --hwperf-save), and the JSON, Markdown and HTML reports.
+
+Each step reports its own failure as one line and the others still run; every file goes
+through `files.atomic_write`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_hwperf.files import atomic_write
+from pytest_hwperf.plugin.options import Settings
+from pytest_hwperf.report import ReportError, build_document, write_document
+from pytest_hwperf.report.sweep import sweeps
+from pytest_hwperf.store import BaselineStore, StoreError
+
+if TYPE_CHECKING:
+    from pytest_hwperf.hardware.context import HardwareContext
+    from pytest_hwperf.records.types import FingerprintRecord, JSONValue, MeasurementRecord
+    from pytest_hwperf.report import Document
+
+__all__ = ["BASELINE_RUNS", "Written", "write_outputs"]
+
+# Saved runs kept per measurement: their statistics give the run-to-run spread the
+# regression gate weighs (Student t with k-1 degrees of freedom; 20 runs give 19).
+BASELINE_RUNS = 20
+
+
+@dataclass
+class Written:
+    """What was written, and what could not be (one line each)."""
+
+    saved: str | None = None
+    json: str | None = None
+    markdown: str | None = None
+    html: str | None = None
+    store_errors: list[str] = field(default_factory=list)
+    history_errors: list[str] = field(default_factory=list)
+    report_errors: list[str] = field(default_factory=list)
+
+
+def _median_ms(samples_ns: Sequence[int]) -> float:
+    from pytest_hwperf.judge import stats
+
+    return stats.percentile(sorted(samples_ns), 50) / 1e6
+
+
+def _record_history(
+    out: Written,
+    measured: Sequence[MeasurementRecord],
+    settings: Settings,
+    context: HardwareContext,
+    run: tuple[str, str, str | None],
+) -> None:
+    from pytest_hwperf.store import History, HistoryRow
+
+    if not measured:
+        return
+    fp = context.fingerprint
+    rows = [
+        HistoryRow(
+            key=r.key,
+            test_id=r.test_id,
+            name=r.name,
+            device=r.device,
+            n=r.stats.n,
+            median_ms=_median_ms(r.samples_ns),
+            mean_ms=r.stats.mean_ms,
+            p95_ms=r.stats.p95_ms,
+            outcome=r.outcome,
+            samples_ns=r.samples_ns,
+        )
+        for r in measured
+    ]
+    run_id, created, commit = run
+    try:
+        History(settings.baseline_dir / "history.sqlite").record_run(
+            run_id, created, fp.digest, fp.label, commit, rows
+        )
+    except (StoreError, OSError, sqlite3.Error) as exc:
+        out.history_errors.append(f"run history not recorded: {exc}")
+
+
+def _save_baseline(
+    out: Written,
+    measured: Sequence[MeasurementRecord],
+    store: BaselineStore,
+    run: tuple[str, str, str | None],
+) -> None:
+    from pytest_hwperf.store import RunSummary
+
+    run_id, created, commit = run
+    by_fingerprint: dict[str, tuple[FingerprintRecord, dict[str, RunSummary]]] = {}
+    for r in measured:
+        if r.fingerprint is None or not r.fingerprint.digest:
+            continue
+        summary = RunSummary.from_samples(
+            run_id,
+            created,
+            commit,
+            list(r.samples_ns),
+            r.timing.block_size,
+            min_ms=r.gate_ms,
+            reference_ms=r.reference_ms,
+            reference_kind=r.reference_kind,
+        )
+        by_fingerprint.setdefault(r.fingerprint.digest, (r.fingerprint, {}))[1][r.key] = summary
+    saved = []
+    for fingerprint, runs in by_fingerprint.values():
+        try:
+            path = store.save(fingerprint, runs, keep=BASELINE_RUNS)
+        except (StoreError, ValueError) as exc:
+            out.store_errors.append(f"baseline not saved: {exc}")
+        else:
+            saved.append(f"{path} ({len(runs)} measurements)")
+    out.saved = ", ".join(saved) or None
+
+
+def _write_markdown(
+    out: Written,
+    records: Sequence[MeasurementRecord],
+    settings: Settings,
+    context: HardwareContext,
+    advice: Sequence[dict[str, JSONValue]],
+) -> None:
+    from pytest_hwperf.report.markdown import markdown_summary
+
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    path = settings.markdown_path
+    if path is None and not step_summary:
+        return
+    text = markdown_summary(
+        records,
+        sweeps=sweeps(records),
+        fingerprint=context.fingerprint.label,
+        advice=advice,
+    )
+    if path is not None:
+        try:
+            atomic_write(path, text)
+        except OSError as exc:
+            out.report_errors.append(f"cannot write the Markdown report {path}: {exc}")
+        else:
+            out.markdown = str(path)
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as fh:  # appended, as GitHub asks
+                fh.write(text)
+        except OSError as exc:
+            out.report_errors.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
+
+
+def _document(
+    records: Sequence[MeasurementRecord],
+    settings: Settings,
+    context: HardwareContext,
+    perf_items: int,
+    advice: Sequence[dict[str, JSONValue]],
+) -> Document:
+    from pytest_hwperf.hardware import software_versions
+
+    s = settings
+    fp = context.fingerprint
+    environment: dict[str, object] = dict(software_versions())
+    environment["machine"] = context.machine.to_record()
+    environment["fingerprint"] = fp.to_record()
+    return build_document(
+        records,
+        sweeps=sweeps(records),
+        environment=environment,
+        settings={
+            "alpha": s.alpha,
+            "max_time_s": s.max_time_s,
+            "warmup_s": s.warmup_s,
+            "inconclusive": s.inconclusive,
+            "gc": s.gc,
+            "regression_pct": s.regression_pct,
+            "confirm": s.confirm,
+            "reference": s.reference,
+            "baseline_dir": str(s.baseline_dir),
+            "profile": s.profile,
+            "perf_items": perf_items,
+        },
+        plugin_version=software_versions()["pytest_hwperf"],
+        advice=advice,
+    )
+
+
+def _write_json(out: Written, document: Document, path: Path | None) -> None:
+    if path is None:
+        return
+    try:
+        write_document(path, document)
+    except ReportError as exc:
+        out.report_errors.append(str(exc))
+    else:
+        out.json = str(path)
+
+
+def _write_html(out: Written, document: Document, path: Path | None, baseline_dir: Path) -> None:
+    if path is None:
+        return
+    from pytest_hwperf.report.html import read_history, render_html, write_html
+
+    # Recorded above, so the trend ends with this run; a history that cannot be read
+    # leaves the trends out with a note, it does not cost the report.
+    history, history_error = read_history(document, baseline_dir)
+    try:
+        write_html(path, render_html(document, history=history, history_error=history_error))
+    except ReportError as exc:
+        out.report_errors.append(str(exc))
+    else:
+        out.html = str(path)
+
+
+def write_outputs(
+    records: Sequence[MeasurementRecord],
+    *,
+    settings: Settings,
+    context: HardwareContext,
+    store: BaselineStore,
+    perf_items: int,
+    advice: Callable[[], Sequence[dict[str, JSONValue]]],
+    run: tuple[str, str, str | None],
+) -> Written:
+    """History, then the baseline, then the reports; `run` is (id, created, commit)."""
+    out = Written()
+    measured = [r for r in records if r.measured]
+    _record_history(out, measured, settings, context, run)
+    if settings.save:
+        _save_baseline(out, measured, store, run)
+    # One document for the JSON and the HTML report.
+    if settings.json_path or settings.html_path:
+        document = _document(records, settings, context, perf_items, advice())
+        _write_json(out, document, settings.json_path)
+        _write_html(out, document, settings.html_path, settings.baseline_dir)
+    _write_markdown(out, records, settings, context, advice())
+    return out

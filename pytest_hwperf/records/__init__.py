@@ -1,0 +1,1 @@
+"""The typed result model (records/types.py) and its JSON edge (records/codec.py)."""
