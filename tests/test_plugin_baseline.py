@@ -181,7 +181,7 @@ def work():
 
 @pytest.fixture
 def hwperf(hwperf):
-    hwperf._clock = lambda: NOW[0]  # the clock the handle measures with
+    hwperf.clock = lambda: NOW[0]  # the clock the handle measures with (injectable)
     return hwperf
 
 

@@ -10,15 +10,18 @@ import argparse
 import math
 import sqlite3
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pytest_hwperf.records.codec import from_json, measurement_from_json
 from pytest_hwperf.records.types import FingerprintRecord, MeasurementRecord
 from pytest_hwperf.report import ReportError, read_document_json
+from pytest_hwperf.settings import DEFAULTS, parse_alpha, parse_percent
 from pytest_hwperf.store import StoreError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     #: What `build_parser` hands each command module's `register`: the subcommands.
     _Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
-DEFAULT_DIR = ".hwperf"
+DEFAULT_DIR = str(DEFAULTS.baseline_dir)  # the plugin's own default, declared once
 
 
 class _InputError(ValueError):
@@ -155,23 +158,20 @@ def _fingerprint_of(record: MeasurementRecord, report: _Report) -> FingerprintRe
 # -- arguments --------------------------------------------------------------------------
 
 
-def _percent_arg(raw: str) -> float:
-    from pytest_hwperf.judge.regression import parse_threshold
+def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """One of the plugin's option parsers (settings.py) as an argparse type."""
 
-    try:
-        return parse_threshold(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    def convert(raw: str) -> T:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{exc}, got {raw!r}") from None
+
+    return convert
 
 
-def _alpha_arg(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0.0 < value <= 0.5:
-        raise argparse.ArgumentTypeError(f"expected a significance level in (0, 0.5], got {raw!r}")
-    return value
+_percent_arg = _argument(parse_percent)
+_alpha_arg = _argument(parse_alpha)
 
 
 def _positive_int_arg(raw: str) -> int:

@@ -28,6 +28,7 @@ from pytest_hwperf.cli._common import (
 from pytest_hwperf.records.codec import to_json
 from pytest_hwperf.records.types import ComparisonRecord, JSONValue
 from pytest_hwperf.report.terminal import ms_text
+from pytest_hwperf.settings import DEFAULTS
 from pytest_hwperf.store import BaselineStore, StoreError, gate_runs
 from pytest_hwperf.units import fmt_ms
 
@@ -47,8 +48,8 @@ __all__ = [
     "result_json",
 ]
 
-DEFAULT_REGRESSION_PCT = 10.0
-DEFAULT_ALPHA = 0.01
+DEFAULT_REGRESSION_PCT = DEFAULTS.regression_pct
+DEFAULT_ALPHA = DEFAULTS.alpha
 
 
 # -- the result ---------------------------------------------------------------------------

@@ -216,14 +216,15 @@ def _fmt_threshold(pct: float) -> str:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One measurement's median against its baseline on this fingerprint.
+    """One measurement's statistic (`statistic`: the fastest call, "min") against its
+    baseline on this fingerprint.
 
-    `baseline_ms` is the geometric mean of the baseline runs' medians (the mean on the
+    `baseline_ms` is the geometric mean of the baseline runs' statistic (the mean on the
     log scale the test works on). `change_pct` is the relative change of the current
-    median against it; `ci_low_pct`/`ci_high_pct` are the one-sided (1 - alpha) lower
+    statistic against it; `ci_low_pct`/`ci_high_pct` are the one-sided (1 - alpha) lower
     and upper bounds the verdict was decided on, which together form a two-sided
     (1 - 2 alpha) interval (`ci_confidence_pct`). `p_value` is one-sided, in the
-    direction of the change: of "no slowdown" when the median went up, of "no speedup"
+    direction of the change: of "no slowdown" when the statistic went up, of "no speedup"
     when it went down. `sigma_pct` is the run-to-run spread used (log scale, in percent)
     and `sigma_source` says where it came from. All None (and `baseline_runs` 0) for
     "no baseline".
@@ -505,37 +506,37 @@ DRIFT_UNCERTAINTY = 0.5
 
 
 def drift_adjusted(
-    baseline_medians_ms: Sequence[float],
+    baseline_fastest_ms: Sequence[float],
     baseline_references_ms: Sequence[float | None],
     current_reference_ms: float | None,
     *,
     baseline_kinds: Sequence[str | None] | None = None,
     current_kind: str | None = None,
 ) -> tuple[list[float], float | None]:
-    """The baseline medians rescaled to this run's machine speed, and the factor.
+    """The saved runs' fastest calls rescaled to this run's machine speed, and the factor.
 
-    Each saved run's median is multiplied by (this run's reference time / that run's):
+    Each saved run's fastest call is multiplied by (this run's reference time / that run's):
     a machine running 20% slower today makes the baseline 20% slower too, so only the
     code's own change is left to judge. Without a reference on every side, or with
     references of different kinds (a torch matrix product on two threads is not a numpy
-    one on one thread), the medians are returned as they are, with factor None.
+    one on one thread), the figures are returned as they are, with factor None.
     """
-    medians = list(baseline_medians_ms)
+    fastest = list(baseline_fastest_ms)
     refs = list(baseline_references_ms)
     kinds = list(baseline_kinds) if baseline_kinds is not None else [current_kind] * len(refs)
     if (len(kinds) != len(refs) or any(kind != current_kind for kind in kinds)) or (
         current_reference_ms is None
         or current_reference_ms <= 0
-        or not medians
-        or len(refs) != len(medians)
+        or not fastest
+        or len(refs) != len(fastest)
         or any(r is None or r <= 0 for r in refs)
     ):
-        return medians, None
+        return fastest, None
     ratios = [current_reference_ms / float(r) for r in refs if r is not None]
     if any(not 1 / MAX_DRIFT <= ratio <= MAX_DRIFT for ratio in ratios):
         # No machine changes speed by that much: the gauge itself was disturbed (an
         # oversubscribed machine stalls a parallel gauge at random), so it is not used.
-        return medians, None
-    adjusted = [m * ratio for m, ratio in zip(medians, ratios, strict=True)]
+        return fastest, None
+    adjusted = [m * ratio for m, ratio in zip(fastest, ratios, strict=True)]
     factor = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios))
     return adjusted, factor

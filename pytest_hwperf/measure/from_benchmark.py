@@ -166,12 +166,12 @@ def machine_info_block(
     *,
     usable_cores: int,
     usable_source: str,
-    gpus: list[dict[str, Any]],
-    thread_pools: list[dict[str, Any]],
-    torch_threads: dict[str, Any],
+    gpus: list[dict[str, object]],
+    thread_pools: list[dict[str, object]],
+    torch_threads: dict[str, object],
     fingerprint: str,
     fingerprint_label: str,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The `hwperf` block for pytest-benchmark's `machine_info`.
 
     A pure function of its arguments: the result shares nothing with them, its top-level

@@ -35,6 +35,7 @@ __all__ = [
     "IDLE_BELOW_PCT",
     "GpuUtilization",
     "GpuUtilizationSampler",
+    "idle_gpu_line",
     "nvml_identity",
     "utilization_sampler",
 ]
@@ -87,6 +88,15 @@ class GpuUtilization:
             method=self.method,
             idle_below_pct=self.idle_below_pct,
         )
+
+
+def idle_gpu_line(device: str, mean_pct: float, name: str | None = None) -> str:
+    """The call-out for a GPU that was mostly idle while measuring."""
+    what = f" {name!r}" if name else ""
+    return (
+        f"{device} was busy {mean_pct:.0f}% of the time while measuring{what}: the model is"
+        " likely too small for this GPU (batch more, or serve it on CPU)"
+    )
 
 
 def _import_pynvml() -> Any:
@@ -170,8 +180,6 @@ class GpuUtilizationSampler(WindowContext):
 
     def apply(self, measurement: Measurement) -> None:
         """The GPU's busy share onto the measurement, and a call-out when it idled."""
-        from pytest_hwperf.report.advice import idle_gpu_line
-
         figure = self.result
         if figure is not None:
             measurement.gpu_utilization = figure.record()

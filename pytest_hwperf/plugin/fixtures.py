@@ -135,7 +135,7 @@ class Hwperf:
         self._spec = spec
         self._sink = sink
         self._default_device = default_device
-        self._clock = clock
+        self.clock = clock  # nanoseconds; public so that a test can inject a virtual one
         self.results: dict[str, Measurement] = {}
 
     @property
@@ -266,7 +266,7 @@ class Hwperf:
                     budgets=self._spec.budgets,
                     policy=self._policy(),
                     sync=sync,
-                    clock=self._clock,
+                    clock=self.clock,
                 )
             for window in windows:  # here, so that a warning points at the test
                 window.apply(measurement)
@@ -311,7 +311,7 @@ class Hwperf:
                 budgets=(),
                 policy=self._policy(),
                 sync=sync,
-                clock=self._clock,
+                clock=self.clock,
             )
             first.rounds.append(again.round_record())
 
@@ -327,11 +327,11 @@ class Hwperf:
         from pytest_hwperf.measure import Measurement
 
         synchronize = sync.synchronize
-        t0 = self._clock()
+        t0 = self.clock()
         result = target()
         if synchronize is not None:
             synchronize()
-        elapsed = self._clock() - t0
+        elapsed = self.clock() - t0
         measurement = Measurement.from_samples(
             name=label,
             device=sync.device,

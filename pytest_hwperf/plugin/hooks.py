@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -276,7 +276,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(
-    config: pytest.Config, machine_info: dict[str, Any]
+    config: pytest.Config, machine_info: dict[str, object]
 ) -> None:
     """pytest-benchmark's saved machine_info gains an `hwperf` block: usable cores and
     their source, GPUs, thread pools and the fingerprint (its own has none of them)."""

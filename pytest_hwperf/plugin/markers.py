@@ -129,8 +129,8 @@ def _compute_capability(marker: str, value: object) -> tuple[int, int] | None:
 
 
 def _bind(
-    signature: inspect.Signature, marker: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> dict[str, Any]:
+    signature: inspect.Signature, marker: str, args: tuple[Any, ...], kwargs: Mapping[str, object]
+) -> dict[str, object]:
     """Bind a marker's arguments to its signature, with messages that name the argument."""
     allowed = ", ".join(signature.parameters)
     for key in kwargs:
@@ -194,7 +194,7 @@ class LatencyMarker:
     regression: float | None = None  # percent
 
     @classmethod
-    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> LatencyMarker:
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, object]) -> LatencyMarker:
         bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
         ms = _positive(cls.NAME, "ms", bound["ms"], "a positive number of milliseconds")
         what = "a number between 0 and 100 (exclusive)"
@@ -219,7 +219,7 @@ class ThroughputMarker:
     batch_size: int = 1
 
     @classmethod
-    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> ThroughputMarker:
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, object]) -> ThroughputMarker:
         bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
         rate = _positive(
             cls.NAME, "min_per_s", bound["min_per_s"], "a positive number of items per second"
@@ -246,7 +246,7 @@ class HardwareMarker(HardwareRequirements):
     SIGNATURE: ClassVar[inspect.Signature]
 
     @classmethod
-    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> HardwareMarker:
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, object]) -> HardwareMarker:
         bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
         gpu = bound["gpu"]
         if not isinstance(gpu, bool):
@@ -298,7 +298,7 @@ class WorkersMarker:
     threads: int = 1
 
     @classmethod
-    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> WorkersMarker:
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, object]) -> WorkersMarker:
         bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
         return cls(
             _count(cls.NAME, "n", bound["n"], 1),
@@ -320,7 +320,7 @@ class MemoryMarker:
     gpu_mb: float | None = None
 
     @classmethod
-    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> MemoryMarker:
+    def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, object]) -> MemoryMarker:
         bound = _bind(cls.SIGNATURE, cls.NAME, args, kwargs)
         values = {
             arg: None

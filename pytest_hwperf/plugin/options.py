@@ -80,7 +80,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     root wherever pytest is started), one from the ini file to that file, one from the
     command line to the current directory.
     """
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {}  # each option parsed to its own type
     sources: list[tuple[str, str]] = []
     for option in OPTIONS:
         values[option.dest], where = _resolve(config, option)

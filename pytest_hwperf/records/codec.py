@@ -64,7 +64,7 @@ def to_json(value: object) -> JSONValue:
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: type) -> dict[str, object]:
     return typing.get_type_hints(cls)
 
 

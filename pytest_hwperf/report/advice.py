@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pytest_hwperf.measure.gpu_util import idle_gpu_line
 from pytest_hwperf.report.terminal import ms_text
 
 if TYPE_CHECKING:
@@ -61,15 +62,6 @@ def device_group(nodeid: str, device_ids: Sequence[str]) -> str:
             rest = "-".join(parts)
             return f"{base}[{rest}]" if rest else base
     return nodeid
-
-
-def idle_gpu_line(device: str, mean_pct: float, name: str | None = None) -> str:
-    """The call-out for a GPU that was mostly idle while measuring."""
-    what = f" {name!r}" if name else ""
-    return (
-        f"{device} was busy {mean_pct:.0f}% of the time while measuring{what}: the model is"
-        " likely too small for this GPU (batch more, or serve it on CPU)"
-    )
 
 
 def _median_ms(record: MeasurementRecord) -> float | None:
