@@ -21,7 +21,7 @@ from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast, get_args
 
-from pytest_hwperf.judge.regression import parse_threshold
+from pytest_hwperf.judge.budgets import parse_threshold
 from pytest_hwperf.profiling.tools import ProfilerChoice
 
 __all__ = [

@@ -7,6 +7,7 @@ cost; verdict.py does the judging.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 from pytest_hwperf.units import fmt_ms, fmt_pct, fmt_rate
@@ -19,6 +20,7 @@ __all__ = [
     "fmt_ms",
     "fmt_pct",
     "fmt_rate",
+    "parse_threshold",
 ]
 
 
@@ -82,3 +84,28 @@ class ThroughputBudget:
 
 
 Budget = LatencyBudget | ThroughputBudget
+
+
+def parse_threshold(raw: str | float) -> float:
+    """A tolerated slowdown in percent: 10, 10.0, "10" and "10%" all mean 10%.
+
+    The one percent parser: `--hwperf-regression`, `latency(regression=...)` and
+    `hwperf compare --regression` all use it. A bad value is a one-line ValueError.
+    """
+    value = raw.strip().removesuffix("%").strip() if isinstance(raw, str) else raw
+    try:  # True is an int to Python, not a percentage to a user
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):  # 10**400 overflows a float
+        number = math.nan
+    if not (number > 0.0 and math.isfinite(number)):
+        try:
+            shown = repr(raw)
+        except ValueError:  # an int beyond Python's digit limit for str()
+            shown = "an integer too large to show"
+        if len(shown) > 40:
+            shown = f"{shown[:20]}... ({len(shown)} characters)"
+        raise ValueError(
+            f'the regression threshold must be a positive percentage such as 10 or "10%",'
+            f" got {shown}"
+        )
+    return number

@@ -42,7 +42,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from pytest_hwperf.judge.budgets import fmt_ms
+from pytest_hwperf.judge.budgets import (
+    fmt_ms,
+    parse_threshold,
+)
 
 __all__ = [
     "IMPROVEMENT",
@@ -471,31 +474,6 @@ def bonferroni_alpha(alpha: float, comparisons: int) -> float:
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be within (0, 1), got {alpha!r}")
     return alpha / max(1, int(comparisons))
-
-
-def parse_threshold(raw: str | float) -> float:
-    """A tolerated slowdown in percent: 10, 10.0, "10" and "10%" all mean 10%.
-
-    The one percent parser: `--hwperf-regression`, `latency(regression=...)` and
-    `hwperf compare --regression` all use it. A bad value is a one-line ValueError.
-    """
-    value = raw.strip().removesuffix("%").strip() if isinstance(raw, str) else raw
-    try:  # True is an int to Python, not a percentage to a user
-        number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError, OverflowError):  # 10**400 overflows a float
-        number = math.nan
-    if not (number > 0.0 and math.isfinite(number)):
-        try:
-            shown = repr(raw)
-        except ValueError:  # an int beyond Python's digit limit for str()
-            shown = "an integer too large to show"
-        if len(shown) > 40:
-            shown = f"{shown[:20]}... ({len(shown)} characters)"
-        raise ValueError(
-            f'the regression threshold must be a positive percentage such as 10 or "10%",'
-            f" got {shown}"
-        )
-    return number
 
 
 # The largest machine-speed change the reference workload is trusted to report.

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 import pytest
 
 from pytest_hwperf.hardware.context import HardwareContext
-from pytest_hwperf.measure.models import ModelError, PreparedModel, is_torch_module, prepare_model
 from pytest_hwperf.measure.window import opened
 from pytest_hwperf.plugin.markers import SPEC_KEY, TestSpec
 from pytest_hwperf.plugin.options import SETTINGS_KEY, Settings
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from pytest_hwperf.hardware.machine import Machine
     from pytest_hwperf.hardware.memory import MemoryInfo
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
+    from pytest_hwperf.measure.models import PreparedModel
     from pytest_hwperf.measure.observe import ThreadObservation, ThreadSampler
     from pytest_hwperf.measure.window import Window
     from pytest_hwperf.records.types import ModelRecord
@@ -204,8 +204,9 @@ class Hwperf:
         else the test's `device` fixture value, else none (the CPU)."""
         if device is not None:
             return device
-        if isinstance(fn, PreparedModel):
-            return fn.device
+        prepared = _prepared(fn)
+        if prepared is not None:
+            return prepared.device
         return self._default_device()
 
     def _name_for(self, fn: Callable[..., object], name: str | None) -> str:
@@ -276,8 +277,9 @@ class Hwperf:
                 self._targets[label] = (_in_same_torch_mode(target), sync)
         else:
             result, measurement = self._call_once(target, label, sync)
-        if isinstance(fn, PreparedModel):
-            measurement.model = fn.info()
+        prepared = _prepared(fn)
+        if prepared is not None:
+            measurement.model = prepared.info()
         self.results[label] = measurement
         self._sink.append(measurement)
         return result
@@ -494,6 +496,16 @@ def device(request: pytest.FixtureRequest) -> str:
     return name
 
 
+def _prepared(fn: object) -> PreparedModel | None:
+    """`fn` when it is a model `hwperf_model` prepared (whose module is then imported:
+    a test that never prepares one never imports it)."""
+    models = sys.modules.get("pytest_hwperf.measure.models")
+    if models is not None and isinstance(fn, models.PreparedModel):
+        prepared: PreparedModel = fn
+        return prepared
+    return None
+
+
 @pytest.fixture
 def hwperf_model(request: pytest.FixtureRequest) -> Callable[..., PreparedModel]:
     """`hwperf_model(model, device, dtype=None)`: a torch module in eval mode, on `device`,
@@ -503,6 +515,7 @@ def hwperf_model(request: pytest.FixtureRequest) -> Callable[..., PreparedModel]
 
     def prepare(model: object, device: str = "cpu", dtype: object = None) -> PreparedModel:
         from pytest_hwperf.measure.device import DeviceError, normalize_device
+        from pytest_hwperf.measure.models import ModelError, is_torch_module, prepare_model
 
         problem: str | None = None
         try:

@@ -18,8 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 
 from pytest_hwperf.hardware.requirements import HardwareRequirements
-from pytest_hwperf.judge.budgets import Budget, LatencyBudget, ThroughputBudget
-from pytest_hwperf.judge.regression import parse_threshold
+from pytest_hwperf.judge.budgets import Budget, LatencyBudget, ThroughputBudget, parse_threshold
 
 __all__ = [
     "MARKERS",
