@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "new_file_mode"]
+__all__ = ["MAX_READ_BYTES", "UnreadableFile", "atomic_write", "new_file_mode", "read_regular"]
 
 
 def new_file_mode() -> int:
@@ -58,3 +58,49 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+# The largest file the plugin reads (a baseline, a JSON report): a baseline of 20 runs
+# of 1,000 measurements with their kept samples is ~60 MB; a report of that many
+# measurements with every sample can be larger, so reports get more room.
+MAX_READ_BYTES = 256 * 1024 * 1024
+
+
+class UnreadableFile(OSError):
+    """A file the plugin will not read: not a regular file, or over the size cap. The
+    message is one line naming the file and why."""
+
+
+def read_regular(path: Path, *, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of `path`, read only when it is a regular file (after symlinks) of at
+    most `limit` bytes: a FIFO, a device (`/dev/zero`) or a socket would block or never
+    end, and a huge file would exhaust memory. Raises `UnreadableFile` for those,
+    OSError (FileNotFoundError, PermissionError...) when it cannot be opened."""
+    import stat
+
+    path = Path(path)
+    # O_NONBLOCK: opening a FIFO with no writer must not block before fstat can refuse it.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile(f"{path} is not a regular file; refusing to read it")
+        if info.st_size > limit:
+            raise UnreadableFile(
+                f"{path} is {info.st_size:,} bytes, over the {limit:,}-byte limit"
+                " pytest-hwperf reads; refusing to read it"
+            )
+        chunks = []
+        size = 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:  # grew while being read
+                raise UnreadableFile(f"{path} grew over the {limit:,}-byte limit while being read")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
