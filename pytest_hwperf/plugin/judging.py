@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     from pytest_hwperf.measure.result import Measurement
     from pytest_hwperf.records.types import Facts
 
-__all__ = ["REPORT_ATTR", "judge_call", "policy_of", "records_of_report", "section"]
+__all__ = [
+    "REPORT_ATTR",
+    "judge_call",
+    "policy_of",
+    "records_of_report",
+    "section",
+    "unjudged_of_report",
+]
 
 # The attribute of a call report that carries its records as JSON values, which
 # pytest-xdist serialises with the report.
@@ -54,6 +61,14 @@ def policy_of(settings: Settings, perf_items: int) -> Policy:
         oversubscription=settings.oversubscription,
         fail_on_improvement=settings.fail_on_improvement,
     )
+
+
+def unjudged_of_report(report: pytest.TestReport) -> str | None:
+    """Why a test's budgets could not be judged, when they could not (a disabled
+    pytest-benchmark fixture)."""
+    data = getattr(report, REPORT_ATTR, None)
+    found = data.get("unjudged") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def records_of_report(report: pytest.TestReport) -> tuple[list[MeasurementRecord], bool]:
@@ -225,12 +240,13 @@ def judge_call(
     # a test that failed on its own keeps its failure, with the figures attached.
     perf_breach = bool(reasons) and report.passed
     uses_benchmark = "benchmark" in getattr(item, "funcargs", {})
+    unjudged: str | None = None
     if spec.budgets and not measurements and uses_benchmark:
         # pytest-benchmark switched itself off (--benchmark-disable, or under xdist):
-        # the test ran once as a plain test, with nothing to judge.
-        report.sections.append(
-            ("hwperf", "budget not judged: pytest-benchmark took no rounds (disabled)")
-        )
+        # the test ran once as a plain test, with nothing to judge. It passes, and the
+        # session's summary names it, so that a disabled benchmark cannot hide a budget.
+        unjudged = "budget not judged: pytest-benchmark took no rounds (disabled)"
+        report.sections.append(("hwperf", unjudged))
     elif (spec.budgets or spec.memory) and not measurements and report.passed:
         described = [b.describe() for b in spec.budgets]
         budgets = ", ".join(described + ([spec.memory.describe()] if spec.memory else []))
@@ -247,7 +263,11 @@ def judge_call(
     setattr(
         report,
         REPORT_ATTR,
-        {"records": [to_json(r) for r in verdict.records], "breach": perf_breach},
+        {
+            "records": [to_json(r) for r in verdict.records],
+            "breach": perf_breach,
+            "unjudged": unjudged,
+        },
     )
     if verdict.records:
         report.sections.append(("hwperf", section(verdict.records)))

@@ -27,6 +27,7 @@ from pytest_hwperf.plugin.judging import (
     measurements_of,
     policy_of,
     records_of_report,
+    unjudged_of_report,
 )
 from pytest_hwperf.plugin.markers import SPEC_KEY, TestSpec
 from pytest_hwperf.plugin.options import Settings
@@ -54,6 +55,10 @@ class HwperfSession:
         self.config = config
         self.settings = settings
         self.records: list[MeasurementRecord] = []
+        # (test id, why its budgets were not judged), in run order
+        self.unjudged: list[tuple[str, str]] = []
+        # tests whose call failed on its own (not on performance): not saved as baselines
+        self.failed_tests: set[str] = set()
         self.store = BaselineStore(settings.baseline_dir)
         self.perf_items = 0
         self.device_cases = DeviceCases()
@@ -167,6 +172,11 @@ class HwperfSession:
         self.device_cases.note(report, breach=breach)
         if report.when == "call":
             self.records.extend(records)
+            unjudged = unjudged_of_report(report)
+            if unjudged is not None:
+                self.unjudged.append((report.nodeid, unjudged))
+            if report.failed and not breach:
+                self.failed_tests.add(report.nodeid)
 
     # -- baselines ------------------------------------------------------------------
 
@@ -236,6 +246,7 @@ class HwperfSession:
             perf_items=self.perf_items,
             advice=self._advice,
             run=run,
+            failed_tests=frozenset(self.failed_tests),
         )
         self._baseline()  # a baseline that cannot be read is reported even if unused
         written.store_errors[:0] = self.written.store_errors
@@ -264,9 +275,20 @@ class HwperfSession:
             tr.write_sep("-", "hwperf: workers x threads sweeps")
             for line in sweep_lines(found):
                 tr.write_line(line)
+        if self.unjudged:
+            tr.write_sep("-", "hwperf: budgets not judged")
+            for nodeid, why in self.unjudged:
+                tr.write_line(f"{nodeid}: {why}", yellow=True)
         w = self.written
         if w.saved:
             tr.write_line(f"hwperf: baseline saved to {w.saved}")
+        if w.not_saved:
+            tr.write_line(
+                f"hwperf: not saved as baseline ({len(w.not_saved)}: their tests failed;"
+                " to make a failing run the baseline, `hwperf baseline accept` its JSON"
+                f" report): {', '.join(w.not_saved)}",
+                yellow=True,
+            )
         if w.json:
             tr.write_line(f"hwperf: JSON report written to {w.json}")
         if w.markdown:

@@ -37,6 +37,9 @@ class Written:
     """What was written, and what could not be (one line each)."""
 
     saved: str | None = None
+    # Measurements left out of the saved baseline: their tests failed (on a budget, a
+    # regression or on their own), and a failure must not become the reference.
+    not_saved: list[str] = field(default_factory=list)
     json: str | None = None
     markdown: str | None = None
     html: str | None = None
@@ -92,6 +95,7 @@ def _save_baseline(
     measured: Sequence[MeasurementRecord],
     store: BaselineStore,
     run: tuple[str, str, str | None],
+    failed_tests: frozenset[str],
 ) -> None:
     from pytest_hwperf.store import RunSummary
 
@@ -99,6 +103,9 @@ def _save_baseline(
     by_fingerprint: dict[str, tuple[FingerprintRecord, dict[str, RunSummary]]] = {}
     for r in measured:
         if r.fingerprint is None or not r.fingerprint.digest:
+            continue
+        if r.breach or r.test_id in failed_tests:
+            out.not_saved.append(f"{r.test_id} {r.name!r} on {r.device}")
             continue
         summary = RunSummary.from_samples(
             run_id,
@@ -228,13 +235,15 @@ def write_outputs(
     perf_items: int,
     advice: Callable[[], Sequence[dict[str, JSONValue]]],
     run: tuple[str, str, str | None],
+    failed_tests: frozenset[str] = frozenset(),
 ) -> Written:
-    """History, then the baseline, then the reports; `run` is (id, created, commit)."""
+    """History, then the baseline, then the reports; `run` is (id, created, commit).
+    Under --hwperf-save only the measurements of tests that passed are saved."""
     out = Written()
     measured = [r for r in records if r.measured]
     _record_history(out, measured, settings, context, run)
     if settings.save:
-        _save_baseline(out, measured, store, run)
+        _save_baseline(out, measured, store, run, failed_tests)
     # One document for the JSON and the HTML report.
     if settings.json_path or settings.html_path:
         document = _document(records, settings, context, perf_items, advice())
