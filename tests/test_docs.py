@@ -45,3 +45,27 @@ def test_help_matches_the_option_table(pytester: pytest.Pytester):
     result = pytester.runpytest("--help")
     flags = set(re.findall(r"^\s+(--hwperf(?:-[a-z]+)*)", result.stdout.str(), re.MULTILINE))
     assert flags == {o.flag for o in OPTIONS}
+
+
+def test_the_readmes_sample_table_has_the_columns_the_plugin_prints():
+    """The README's sample output is real output; its table header must be the one the
+    terminal summary prints today (a column added to the table must reach the README)."""
+    from _typed_records import typed
+
+    from pytest_hwperf.report.terminal import summary_lines
+
+    sample = README.split("(real output, trimmed to the part after collection):", 1)[1]
+    headers = [line.split() for line in sample.split("```")[1].splitlines()]
+    headers = [cols for cols in headers if cols[:2] == ["test", "name"]]
+    assert headers, "no table in the README's sample output"
+    # As in the sample: measured (with memory figures) and compared (no baseline yet).
+    record = typed(
+        {
+            "outcome": "pass",
+            "memory": {"rss_peak_mb": 239.0},
+            "comparison": {"outcome": "no baseline", "current_ms": 1.0},
+        }
+    )
+    printed = summary_lines([record])[0].split()
+    for cols in headers:
+        assert cols == printed
