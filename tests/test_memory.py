@@ -290,6 +290,41 @@ def test_device_peak_from_the_allocator():
     assert t.usage.gpu_device == "cuda:1"
 
 
+def test_device_start_is_the_base_of_the_added_budget():
+    gpu = GpuReaders(lambda device: None, lambda device: 1500 * MB, lambda device: 1000 * MB)
+    tree = FakeTree()
+    tree.add(ME, 100)
+    with tracker(tree, gpu_device="cuda:0", gpu=gpu) as t:
+        pass
+    assert t.usage.gpu_start_mb == pytest.approx(1000)
+    record = t.usage.record()
+    assert record.gpu_added_mb == pytest.approx(500)
+    budget = verdict.MemoryBudget(gpu_added_mb=400)
+    judged, notes = verdict.judge_memory(record, budget, device="cuda:0")
+    assert notes == []
+    assert judged is not None
+    assert judged.outcome == "fail"
+    assert judged.reason == (
+        "allocated 500.0 MB more on cuda:0 over the 400 MB budget for what the"
+        " measurement adds (torch allocator)"
+    )
+    judged, _ = verdict.judge_memory(
+        record, verdict.MemoryBudget(gpu_added_mb=600), device="cuda:0"
+    )
+    assert judged is not None
+    assert judged.outcome == "pass"
+
+
+def test_an_added_budget_on_the_cpu_says_why_gpu_is_not_judged():
+    record = from_json(MemoryRecord, usage_record())
+    judged, notes = verdict.judge_memory(
+        record, verdict.MemoryBudget(gpu_added_mb=100), device="cpu"
+    )
+    assert judged is not None
+    assert judged.outcome is None
+    assert notes == ["memory: gpu_added_mb budget not judged: this measurement ran on cpu"]
+
+
 def test_a_device_error_is_a_note_not_a_failure():
     def broken(device: str) -> int:
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
@@ -495,7 +530,10 @@ def test_marker_binds_budgets():
     assert MemoryMarker.from_args((), {"rss_mb": 1, "gpu_mb": 2}).describe() == (
         "peak RSS <= 1 MB, peak GPU memory <= 2 MB"
     )
-    assert str(MemoryMarker.SIGNATURE) == "(*, rss_mb=None, gpu_mb=None)"
+    assert (
+        str(MemoryMarker.SIGNATURE)
+        == "(*, rss_mb=None, gpu_mb=None, rss_added_mb=None, gpu_added_mb=None)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -504,8 +542,9 @@ def test_marker_binds_budgets():
         (
             (),
             {},
-            "@pytest.mark.memory: give a budget, 'rss_mb' or 'gpu_mb' or both"
-            " (signature: memory(*, rss_mb=None, gpu_mb=None))",
+            "@pytest.mark.memory: give a budget, 'rss_mb', 'gpu_mb', 'rss_added_mb' or"
+            " 'gpu_added_mb' (signature: memory(*, rss_mb=None, gpu_mb=None,"
+            " rss_added_mb=None, gpu_added_mb=None))",
         ),
         (
             (),
@@ -532,13 +571,15 @@ def test_marker_binds_budgets():
         (
             (),
             {"rss": 100},
-            "@pytest.mark.memory: unknown argument 'rss' (allowed: rss_mb, gpu_mb)",
+            "@pytest.mark.memory: unknown argument 'rss'"
+            " (allowed: rss_mb, gpu_mb, rss_added_mb, gpu_added_mb)",
         ),
         (
             (100,),
             {},
             "@pytest.mark.memory: too many positional arguments"
-            " (signature: memory(*, rss_mb=None, gpu_mb=None))",
+            " (signature: memory(*, rss_mb=None, gpu_mb=None, rss_added_mb=None,"
+            " gpu_added_mb=None))",
         ),
     ],
 )

@@ -204,8 +204,9 @@ def test_a_bad_memory_marker_fails_its_test_with_one_line(pytester):
         assert "INTERNALERROR" not in text
         result.stdout.fnmatch_lines(
             [
-                "*test_bad.py::test_empty: @pytest.mark.memory: give a budget, 'rss_mb' or"
-                " 'gpu_mb' or both (signature: memory(*, rss_mb=None, gpu_mb=None))",
+                "*test_bad.py::test_empty: @pytest.mark.memory: give a budget, 'rss_mb',"
+                " 'gpu_mb', 'rss_added_mb' or 'gpu_added_mb' (signature: memory(*,"
+                " rss_mb=None, gpu_mb=None, rss_added_mb=None, gpu_added_mb=None))",
                 "*test_bad.py::test_string: @pytest.mark.memory: argument 'rss_mb' must be a"
                 " positive number of MB (MiB), got '1GB'",
             ]
@@ -214,7 +215,12 @@ def test_a_bad_memory_marker_fails_its_test_with_one_line(pytester):
 
 def test_markers_listing_names_memory(pytester):
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.memory(*, rss_mb=None, gpu_mb=None): Peak memory*"])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.memory(*, rss_mb=None, gpu_mb=None, rss_added_mb=None,"
+            " gpu_added_mb=None): Peak memory*"
+        ]
+    )
 
 
 POOL_FACTORIES = """
@@ -253,3 +259,56 @@ def test_a_worker_pool_counts_its_workers_peaks(pytester):
     assert memory["scope"].startswith("test process and children")
     assert memory["outcome"] == "pass"
     assert memory["gpu_peak_mb"] is None
+
+
+# The process already holds 1 GiB (touched) before each measurement: an absolute budget
+# counts it, a budget on what the measurement adds does not.
+ADDED = """
+import numpy as np
+import pytest
+
+HELD = np.ones(1024 * 1024 * 1024 // 8)  # what the process holds before measuring
+
+def hold():
+    block = np.ones(300 * 1024 * 1024 // 8)
+    return float(block[::4096].sum())
+
+@pytest.mark.memory(rss_added_mb=100)
+def test_added_over(hwperf):
+    hwperf(hold, name="hold")
+
+@pytest.mark.memory(rss_added_mb=2000)
+def test_added_within(hwperf):
+    hwperf(hold, name="hold")
+
+@pytest.mark.memory(rss_mb=1200)
+def test_absolute_counts_what_was_held(hwperf):
+    hwperf(hold, name="hold")
+"""
+
+
+def test_a_budget_on_what_the_measurement_adds_ignores_what_was_held(pytester):
+    pytester.makepyfile(test_added=ADDED)
+    result = pytester.runpytest(*QUICK, "--hwperf-json=out.json", "--hwperf-profile=off")
+    result.assert_outcomes(passed=1, failed=2)
+    assert "Traceback" not in result.stdout.str()
+    result.stdout.re_match_lines(
+        [
+            r"^hwperf: 'hold' on cpu: memory: RSS grew \d+(\.\d)? MB over the 100 MB budget"
+            r" for what the measurement adds \(from \d+(\.\d)? (MB|GB) to .*\)$",
+        ]
+    )
+    records = _records(pytester)
+    over, within = records["test_added_over"], records["test_added_within"]
+    absolute = records["test_absolute_counts_what_was_held"]
+    for record in (over, within, absolute):
+        memory = record["memory"]
+        assert memory["rss_start_mb"] >= 1000  # the held GiB is in the start...
+        assert 250 <= memory["rss_peak_mb"] - memory["rss_start_mb"] < 1000  # ...not the rise
+    assert (over["memory"]["outcome"], over["breach"]) == ("fail", True)
+    assert over["memory"]["rss_added_budget_mb"] == 100
+    assert (within["memory"]["outcome"], within["breach"]) == ("pass", False)
+    assert within["memory"]["reason"].startswith("RSS grew ")
+    # The same target against an absolute budget above what it adds fails: the peak
+    # counts the GiB the process held before it.
+    assert (absolute["memory"]["outcome"], absolute["breach"]) == ("fail", True)

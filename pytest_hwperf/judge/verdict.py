@@ -42,10 +42,14 @@ class Policy:
 
 @dataclass(frozen=True)
 class MemoryBudget:
-    """A `memory` marker's budgets, in MiB (None: not given)."""
+    """A `memory` marker's budgets, in MiB (None: not given): the peaks (`rss_mb`,
+    `gpu_mb`) and what the measurement adds over the memory held when it started
+    (`rss_added_mb`, `gpu_added_mb`: the model's own share, whatever the process held)."""
 
     rss_mb: float | None = None
     gpu_mb: float | None = None
+    rss_added_mb: float | None = None
+    gpu_added_mb: float | None = None
 
 
 _PROFILED_KINDS = frozenset({"budget", "inconclusive", "regression"})
@@ -166,6 +170,7 @@ def judge_memory(
                 f"memory: gpu_mb budget not judged: this measurement ran on {device}"
                 " (device memory is tracked for CUDA measurements)"
             )
+    _judge_added(memory, budget, device, fails, passes, notes)
     outcome, reason = (
         ("fail", "; ".join(fails))
         if fails
@@ -177,10 +182,54 @@ def judge_memory(
         memory,
         rss_budget_mb=budget.rss_mb,
         gpu_budget_mb=budget.gpu_mb,
+        rss_added_budget_mb=budget.rss_added_mb,
+        gpu_added_budget_mb=budget.gpu_added_mb,
         outcome=outcome,
         reason=reason,
     )
     return judged, notes
+
+
+def _judge_added(
+    memory: MemoryRecord,
+    budget: MemoryBudget,
+    device: str,
+    fails: list[str],
+    passes: list[str],
+    notes: list[str],
+) -> None:
+    """The budgets on what the measurement added over the memory held at its start."""
+    if budget.rss_added_mb is not None:
+        added = memory.rss_added_mb
+        if added is None:
+            notes.append("memory: rss_added_mb budget not judged: the RSS could not be read")
+        else:
+            over = added > budget.rss_added_mb
+            (fails if over else passes).append(
+                f"RSS grew {fmt_mb(added)} {'over' if over else 'within'} the"
+                f" {budget.rss_added_mb:g} MB budget for what the measurement adds (from"
+                f" {fmt_mb(memory.rss_start_mb or 0.0)} to {fmt_mb(memory.rss_peak_mb or 0.0)};"
+                f" {memory.scope})"
+            )
+    if budget.gpu_added_mb is not None:
+        added = memory.gpu_added_mb
+        if added is None:
+            notes.append(
+                "memory: gpu_added_mb budget not judged: "
+                + (
+                    "torch's CUDA allocator statistics could not be read"
+                    if device.startswith("cuda")
+                    else f"this measurement ran on {device}"
+                )
+            )
+        else:
+            over = added > budget.gpu_added_mb
+            where = memory.gpu_device or device
+            (fails if over else passes).append(
+                f"allocated {fmt_mb(added)} more on {where} {'over' if over else 'within'}"
+                f" the {budget.gpu_added_mb:g} MB budget for what the measurement adds"
+                " (torch allocator)"
+            )
 
 
 RunsFor = Callable[[str], Sequence[SavedRun]]

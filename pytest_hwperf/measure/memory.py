@@ -201,6 +201,8 @@ class GpuReaders:
 
     reset: Callable[[str], None]
     peak_bytes: Callable[[str], int]
+    # What the allocator holds when the window opens: the base of `gpu_added_mb`.
+    allocated_bytes: Callable[[str], int] | None = None
 
 
 def gpu_readers(device: str | None) -> GpuReaders | None:
@@ -216,7 +218,10 @@ def gpu_readers(device: str | None) -> GpuReaders | None:
     def peak_bytes(dev: str) -> int:
         return int(torch.cuda.max_memory_allocated(dev))
 
-    return GpuReaders(reset, peak_bytes)
+    def allocated_bytes(dev: str) -> int:
+        return int(torch.cuda.memory_allocated(dev))
+
+    return GpuReaders(reset, peak_bytes, allocated_bytes)
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,7 @@ class MemoryUsage:
     resolution_ms: float | None  # 0.0: exact; else the sampling interval
     samples: int
     notes: tuple[str, ...] = ()
+    gpu_start_mb: float | None = None  # the allocator's holding when the window opened
 
     @property
     def scope(self) -> str:
@@ -261,6 +267,7 @@ class MemoryUsage:
             tree_sampled_peak_mb=self.tree_sampled_peak_mb,
             gpu_peak_mb=self.gpu_peak_mb,
             gpu_device=self.gpu_device,
+            gpu_start_mb=self.gpu_start_mb,
             method=self.method,
             resolution_ms=self.resolution_ms,
             samples=self.samples,
@@ -333,6 +340,7 @@ class MemoryTracker(WindowContext):
         self._max_rss_start: int | None = None
         self._notes: list[str] = []
         self._usage: MemoryUsage | None = None
+        self._gpu_start: float | None = None
 
     # -- the window -------------------------------------------------------------------
 
@@ -341,6 +349,7 @@ class MemoryTracker(WindowContext):
         r = self._readers
         self._usage = None
         self._notes = []
+        self._gpu_start = None
         window = _Window()
         self._exact_own = r.reset_peak(self.pid)
         own = r.read(self.pid)
@@ -363,6 +372,8 @@ class MemoryTracker(WindowContext):
         if self._gpu is not None and self.gpu_device is not None:
             try:
                 self._gpu.reset(self.gpu_device)
+                if self._gpu.allocated_bytes is not None:
+                    self._gpu_start = _mb(self._gpu.allocated_bytes(self.gpu_device))
             except Exception as exc:  # a driver error must not break the measurement
                 self._gpu = None
                 self._notes.append(f"device memory not tracked: {type(exc).__name__}: {exc}")
@@ -470,6 +481,7 @@ class MemoryTracker(WindowContext):
             tree_sampled_peak_mb=_mb(window.tree_sampled_bytes) if sampled else None,
             gpu_peak_mb=gpu_peak,
             gpu_device=self.gpu_device if self._gpu is not None else None,
+            gpu_start_mb=self._gpu_start if self._gpu is not None else None,
             method=method,
             resolution_ms=resolution,
             samples=window.samples,

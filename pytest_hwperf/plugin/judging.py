@@ -211,7 +211,12 @@ def judge_call(
     memory_budget = (
         None
         if spec.memory is None
-        else MemoryBudget(rss_mb=spec.memory.rss_mb, gpu_mb=spec.memory.gpu_mb)
+        else MemoryBudget(
+            rss_mb=spec.memory.rss_mb,
+            gpu_mb=spec.memory.gpu_mb,
+            rss_added_mb=spec.memory.rss_added_mb,
+            gpu_added_mb=spec.memory.gpu_added_mb,
+        )
     )
     verdict = judge_test(
         records,

@@ -310,13 +310,17 @@ class WorkersMarker:
 class MemoryMarker:
     """Peak memory while the test measures: `rss_mb` caps the resident memory of the test
     process and its children (kernel high-water marks on Linux), `gpu_mb` the torch
-    allocator's peak on the CUDA device measured; in MiB."""
+    allocator's peak on the CUDA device measured; `rss_added_mb` and `gpu_added_mb` cap
+    what the measurement adds over the memory held when it started (the model's own
+    share, whatever the interpreter and libraries hold); in MiB."""
 
     NAME: ClassVar[str] = "memory"
     SIGNATURE: ClassVar[inspect.Signature]
 
     rss_mb: float | None = None
     gpu_mb: float | None = None
+    rss_added_mb: float | None = None
+    gpu_added_mb: float | None = None
 
     @classmethod
     def from_args(cls, args: tuple[Any, ...], kwargs: Mapping[str, object]) -> MemoryMarker:
@@ -325,11 +329,12 @@ class MemoryMarker:
             arg: None
             if bound[arg] is None
             else _positive(cls.NAME, arg, bound[arg], "a positive number of MB (MiB)")
-            for arg in ("rss_mb", "gpu_mb")
+            for arg in ("rss_mb", "gpu_mb", "rss_added_mb", "gpu_added_mb")
         }
-        if values["rss_mb"] is None and values["gpu_mb"] is None:
+        if all(value is None for value in values.values()):
             raise MarkerError(
-                f"@pytest.mark.{cls.NAME}: give a budget, 'rss_mb' or 'gpu_mb' or both"
+                f"@pytest.mark.{cls.NAME}: give a budget, 'rss_mb', 'gpu_mb',"
+                f" 'rss_added_mb' or 'gpu_added_mb'"
                 f" (signature: {cls.NAME}{cls.SIGNATURE})"
             )
         return cls(**values)
@@ -338,6 +343,10 @@ class MemoryMarker:
         parts = [] if self.rss_mb is None else [f"peak RSS <= {self.rss_mb:g} MB"]
         if self.gpu_mb is not None:
             parts.append(f"peak GPU memory <= {self.gpu_mb:g} MB")
+        if self.rss_added_mb is not None:
+            parts.append(f"RSS added <= {self.rss_added_mb:g} MB")
+        if self.gpu_added_mb is not None:
+            parts.append(f"GPU memory added <= {self.gpu_added_mb:g} MB")
         return ", ".join(parts)
 
 

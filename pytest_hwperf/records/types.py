@@ -117,21 +117,58 @@ class MemoryRecord:
     tree_sampled_peak_mb: float | None = None
     gpu_peak_mb: float | None = None
     gpu_device: str | None = None
+    gpu_start_mb: float | None = None
     method: str = "unavailable"
     resolution_ms: float | None = None
     samples: int = 0
     scope: str = ""
     rss_budget_mb: float | None = None
     gpu_budget_mb: float | None = None
+    rss_added_budget_mb: float | None = None
+    gpu_added_budget_mb: float | None = None
     outcome: str | None = None
     reason: str | None = None
+
+    @property
+    def rss_added_mb(self) -> float | None:
+        """What the measurement added to the resident memory: its peak over the start."""
+        if self.rss_peak_mb is None or self.rss_start_mb is None:
+            return None
+        return max(0.0, self.rss_peak_mb - self.rss_start_mb)
+
+    @property
+    def gpu_added_mb(self) -> float | None:
+        """What the measurement added to the device allocator's holding."""
+        if self.gpu_peak_mb is None or self.gpu_start_mb is None:
+            return None
+        return max(0.0, self.gpu_peak_mb - self.gpu_start_mb)
 
     def json_omitted(self) -> frozenset[str]:
         """The verdict's keys are in the JSON only when the test has a `memory` marker
         (a budget given), as docs/json-schema.md says."""
-        if self.rss_budget_mb is None and self.gpu_budget_mb is None:
-            return frozenset({"rss_budget_mb", "gpu_budget_mb", "outcome", "reason"})
-        return frozenset()
+        budgets = (
+            self.rss_budget_mb,
+            self.gpu_budget_mb,
+            self.rss_added_budget_mb,
+            self.gpu_added_budget_mb,
+        )
+        if all(b is None for b in budgets):
+            return frozenset(
+                {
+                    "rss_budget_mb",
+                    "gpu_budget_mb",
+                    "rss_added_budget_mb",
+                    "gpu_added_budget_mb",
+                    "outcome",
+                    "reason",
+                }
+            )
+        # Reports written before the added budgets existed did not carry them.
+        return frozenset(
+            name
+            for name in ("rss_added_budget_mb", "gpu_added_budget_mb")
+            if getattr(self, name) is None
+        )
 
 
 @dataclass(frozen=True)
