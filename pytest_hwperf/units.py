@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fmt_mb", "fmt_ms", "fmt_pct", "fmt_rate"]
+__all__ = ["PLAIN_LIMIT", "fmt_change", "fmt_mb", "fmt_ms", "fmt_pct", "fmt_rate", "is_plain"]
 
 # Beyond this a figure is not a measurement but a corrupt or hostile input: it is shown
 # in scientific notation instead of hundreds of digits.
-_PLAIN_LIMIT = 1e12
+PLAIN_LIMIT = 1e12
+_PLAIN_LIMIT = PLAIN_LIMIT
+
+
+def is_plain(value: float) -> bool:
+    """Whether `value` is written in plain digits: finite and under `PLAIN_LIMIT` in size
+    (beyond it, a figure is written in scientific notation)."""
+    return math.isfinite(value) and abs(value) < PLAIN_LIMIT
 
 
 def fmt_pct(p: float) -> str:
@@ -45,3 +52,13 @@ def fmt_mb(mb: float) -> str:
     if mb >= 1024:
         return f"{mb / 1024:.1f} GB"
     return f"{mb:.1f} MB"
+
+
+def fmt_change(pct: float) -> str:
+    """A signed change in percent, "+12.5%"; scientific beyond `PLAIN_LIMIT` ("+1e+300%")."""
+    if math.isnan(pct):
+        return "nan%"
+    if not is_plain(pct):
+        return f"{pct:+.3g}%"
+    text = f"{pct:+.1f}%"
+    return "+0.0%" if text == "-0.0%" else text  # never "-0.0%"

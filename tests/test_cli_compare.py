@@ -25,6 +25,7 @@ from pytest_hwperf.plugin.writing import _median_ms
 from pytest_hwperf.records.codec import measurement_from_json
 from pytest_hwperf.report.terminal import ms_text
 from pytest_hwperf.store import BaselineStore, measurement_key
+from pytest_hwperf.units import fmt_change
 
 TARGET = """
 import os
@@ -157,7 +158,7 @@ def test_compare_reaches_the_plugins_verdict(project, capsys, report, expected):
         row = rows[(test_id, "sleep", "cpu")]
         outcome = recorded[key]["outcome"]
         assert row[-1] == ("REGRESSION" if outcome == "regression" else outcome)
-        assert row[-2] == f"{recorded[key]['change_pct']:+.1f}%"
+        assert row[-2] == fmt_change(recorded[key]["change_pct"])
         assert row[3:5] == [
             ms_text(recorded[key]["baseline_ms"]),
             ms_text(recorded[key]["current_ms"]),
@@ -369,4 +370,8 @@ def test_history_prints_the_runs_oldest_first(project, capsys):
     assert [line.split()[4] for line in out.splitlines()[2:-1]] == [ms_text(m) for m in medians]
     code, out, _ = run_cli(capsys, "history", "test_target.py::test_other")
     database = Path(".hwperf") / "history.sqlite"
-    assert (code, out) == (0, f"no recorded runs of test_target.py::test_other in {database}\n")
+    assert (code, out) == (
+        0,
+        f"no recorded runs of test_target.py::test_other in {database}"
+        " (`hwperf history` lists the recorded tests)\n",
+    )

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_hwperf.files import MAX_READ_BYTES
 from pytest_hwperf.judge import stats
 from pytest_hwperf.records.types import FingerprintRecord
 from pytest_hwperf.store import (
@@ -32,6 +33,7 @@ from pytest_hwperf.store import (
     measurement_key,
     thin_samples,
 )
+from pytest_hwperf.store.locking import lock_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -510,7 +512,9 @@ def test_sigkill_while_saving_keeps_the_previous_baseline(tmp_path: Path, stall:
 
     assert path.read_bytes() == before_bytes
     assert store.load(DIGEST) == before
-    temps = [p for p in store.folder.iterdir() if p != path]
+    # The killed save's lock file may stay too (the kernel released its lock); the next
+    # save takes it and deletes it.
+    temps = [p for p in store.folder.iterdir() if p not in (path, lock_path(path))]
     assert temps, "the killed save's temporary file should be there"
     assert all(p.name.startswith(".ab12cd34ef56.json.") and p.name.endswith(".tmp") for p in temps)
     (temp,) = temps
@@ -558,3 +562,166 @@ def test_sigkill_at_random_moments_of_repeated_saves(tmp_path: Path) -> None:
         assert len(baseline.measurements) == 40
         assert all(len(runs[0].samples_ns) == 2000 for runs in baseline.measurements.values())
         assert path.read_bytes().endswith(b"}\n")
+
+
+# ------------------------------------------------------------------ hostile files (issue 13)
+
+_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _hostile(kind: str, path: Path) -> None:
+    """Put a file at `path` that must be refused in one line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "dev-zero":  # reading it never ends
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":  # reading it blocks for ever
+        os.mkfifo(path)
+    elif kind == "over-cap":  # sparse: its size is over the cap, its disk use nothing
+        with path.open("wb") as fh:
+            fh.truncate(MAX_READ_BYTES + 1)
+    elif kind == "deep-list":
+        path.write_text(_DEEP, encoding="utf-8")
+    elif kind == "deep-measurements":
+        path.write_text(
+            '{"schema_version": 1, "fingerprint": {"digest": "ab12cd34ef56", "label": "x"},'
+            f' "measurements": {{"k": {_DEEP}}}}}',
+            encoding="utf-8",
+        )
+    else:
+        raise AssertionError(kind)
+
+
+_HOSTILE = ["dev-zero", "fifo", "over-cap", "deep-list", "deep-measurements"]
+_WHY = {
+    "dev-zero": "not a regular file",
+    "fifo": "not a regular file",
+    "over-cap": "over the",
+    "deep-list": "nested too deeply",
+    "deep-measurements": "nested too deeply",
+}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX files")
+@pytest.mark.parametrize("kind", _HOSTILE)
+def test_hostile_file_is_one_line_error_and_never_overwritten(tmp_path: Path, kind: str) -> None:
+    store = BaselineStore(tmp_path)
+    path = store.path_for(DIGEST)
+    _hostile(kind, path)
+    started = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        store.load(DIGEST)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert _WHY[kind] in message
+    # Saving over it is refused the same way; the file is left as it was.
+    before = os.lstat(path)
+    with pytest.raises(StoreError, match=re.escape(_WHY[kind])):
+        store.save(FP, {K1: summary(1)})
+    after = os.lstat(path)
+    assert (after.st_mode, after.st_size, after.st_mtime_ns) == (
+        before.st_mode,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert time.monotonic() - started < 20  # nothing read for ever, nothing blocked
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX files")
+@pytest.mark.parametrize("kind", _HOSTILE)
+def test_list_reports_a_hostile_file_and_lists_the_others(tmp_path: Path, kind: str) -> None:
+    store = BaselineStore(tmp_path)
+    store.save(FP, {K1: summary(1)})
+    store.save(replace(FP, digest="zz99"), {K1: summary(2)})
+    _hostile(kind, store.folder / "mm00.json")
+    infos = store.list()
+    assert [i.digest for i in infos] == ["ab12cd34ef56", "mm00", "zz99"]
+    bad = infos[1]
+    assert bad.error is not None
+    assert _WHY[kind] in bad.error
+    assert str(store.folder / "mm00.json") in bad.error
+    assert infos[0].error is None
+    assert infos[2].error is None
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from pytest_hwperf import cli
+
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX files")
+@pytest.mark.parametrize("kind", ["dev-zero", "deep-list", "deep-measurements"])
+def test_cli_baseline_commands_on_a_hostile_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    root = tmp_path / ".hwperf"
+    store = BaselineStore(root)
+    store.save(replace(FP, digest="zz99"), {K1: summary(2)})
+    path = store.path_for(DIGEST)
+    _hostile(kind, path)
+
+    code, out, err = _cli(capsys, "baseline", "list", "--dir", str(root))
+    assert code == 2
+    assert "zz99" in out  # the other file is still listed
+    (line,) = [x for x in out.splitlines() if x.startswith(DIGEST)]
+    assert str(path) in line
+    assert _WHY[kind] in line
+    assert "Traceback" not in out + err
+
+    code, out, err = _cli(capsys, "baseline", "show", DIGEST, "--dir", str(root))
+    assert code == 2
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("hwperf baseline show: error: ")
+    assert str(path) in line
+    assert _WHY[kind] in line
+
+    report = tmp_path / "report.json"
+    _write_report(report)
+    code, out, err = _cli(capsys, "baseline", "accept", str(report), "--dir", str(root))
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith("hwperf baseline accept: error: ")
+    assert str(path) in line
+    assert os.path.islink(path) == (kind == "dev-zero")  # left as it was
+
+
+def _write_report(path: Path) -> None:
+    """A JSON report with one measured result on fingerprint DIGEST."""
+    from _typed_records import typed
+
+    from pytest_hwperf.report import build_document, write_document
+
+    record = typed({"samples_ns": [1_000_000, 1_100_000, 900_000], "fingerprint": FP_JSON})
+    document = build_document(
+        [record], environment={"fingerprint": FP_JSON}, settings={}, plugin_version=None
+    )
+    write_document(path, document)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX files")
+@pytest.mark.parametrize("kind", ["dev-zero", "deep-list"])
+def test_pytest_with_a_hostile_baseline_runs_its_tests_and_says_why_in_one_line(
+    pytester: pytest.Pytester, kind: str
+) -> None:
+    quick = (
+        *("--hwperf", "--hwperf-max-time=0.2", "--hwperf-confirm=1", "--hwperf-warmup=0.01"),
+        *("--hwperf-reference=off", "-p", "no:randomly"),
+    )
+    pytester.makepyfile(test_a="def test_a(hwperf):\n    hwperf(lambda: sum(range(100)))\n")
+    assert pytester.runpytest(*quick, "--hwperf-save").ret == 0
+    (path,) = (pytester.path / ".hwperf" / "baselines").glob("*.json")
+    path.unlink()
+    _hostile(kind, path)
+    result = pytester.runpytest(*quick)
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    result.assert_outcomes(passed=1)
+    (line,) = [x for x in output.splitlines() if str(path) in x]
+    assert line.startswith("hwperf: error: ")
+    assert _WHY[kind] in line
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # a gate that could not run

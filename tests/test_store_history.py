@@ -342,3 +342,148 @@ def test_git_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(empty))
     assert current_commit(tmp_path) is None
     assert commit_label(tmp_path) is None
+
+
+# ---------------------------------------------------------- hostile rows and files (issue 13)
+
+_DEEP = "[" * 100_000 + "]" * 100_000
+# The two corruptions of the issue, and a few more a hand edit could leave.
+_CORRUPTIONS = {
+    "median-text": ("median_ms", "abc", "'median_ms' must be a number"),
+    "deep-samples": ("samples", _DEEP, "'samples' is nested too deeply"),
+    "samples-not-json": ("samples", "[1, 2", "'samples' is not valid JSON"),
+    "samples-not-ints": ("samples", '[1, "x"]', "'samples' must be a list of integers"),
+    "n-text": ("n", "many", "'n' must be an integer"),
+    "p95-blob": ("p95_ms", b"\x00\x01", "'p95_ms' must be a number"),
+    "device-blob": ("device", b"\xff", "'device' must be text"),
+}
+
+
+def _corrupt(path: Path, column: str, value: object, run_id: str = "r2") -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE measurements SET {column} = ? WHERE run_id = ?", (value, run_id))
+    conn.close()
+
+
+@pytest.mark.parametrize("corruption", list(_CORRUPTIONS))
+def test_rows_that_do_not_validate_are_skipped_with_one_warning(
+    tmp_path: Path, corruption: str
+) -> None:
+    column, value, why = _CORRUPTIONS[corruption]
+    path = tmp_path / "history.sqlite"
+    for day in (1, 2, 3):
+        History(path).record_run(f"r{day}", created(day), "fp", None, None, [meas(median=day)])
+    _corrupt(path, column, value)
+
+    history = History(path)
+    rows = history.trend(KEY)
+    assert [r.run_id for r in rows] == ["r1", "r3"]  # the others are all still there
+    (warning,) = history.warnings
+    assert "\n" not in warning
+    assert len(warning) < 400
+    assert str(path) in warning
+    assert "skipped 1 row that does not validate" in warning
+    assert "'r2'" in warning
+    assert why in warning
+    assert history.trend(KEY) == rows
+    assert len(history.warnings) == 1  # the same warning is not repeated
+    if column == "median_ms":
+        fresh = History(path)
+        assert fresh.medians(KEY, "fp") == [1.0, 3.0]
+        (warning,) = fresh.warnings
+        assert str(path) in warning
+        assert why in warning
+
+
+def test_a_valid_history_gives_no_warning(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    History(path).record_run("r", created(1), "fp", None, None, [meas()])
+    history = History(path)
+    assert len(history.trend(KEY)) == 1
+    assert history.medians(KEY, "fp") == [1.0]
+    assert history.warnings == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX files")
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_a_path_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "history.sqlite"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    for attempt in (
+        lambda: History(path),
+        lambda: History(tmp_path / "other.sqlite").__class__(path).trend(KEY),
+    ):
+        with pytest.raises(StoreError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert "\n" not in message
+        assert str(path) in message
+        assert "not a regular file" in message
+    history = History(tmp_path / "fine.sqlite")
+    history.path = path  # a file replaced after the history was opened
+    with pytest.raises(StoreError, match="not a regular file"):
+        history.record_run("r", created(1), "fp", None, None, [meas()])
+
+
+@pytest.mark.parametrize("corruption", ["median-text", "deep-samples"])
+def test_cli_history_skips_a_bad_row_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], corruption: str
+) -> None:
+    from pytest_hwperf import cli
+
+    column, value, why = _CORRUPTIONS[corruption]
+    path = tmp_path / "history.sqlite"
+    for day in (1, 2):
+        History(path).record_run(f"r{day}", created(day), "fp", None, None, [meas(median=day)])
+    _corrupt(path, column, value)
+    assert cli.main(["history", TEST, "--dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert KEY in out
+    assert "1 run" in out
+    (line,) = err.splitlines()
+    assert line.startswith("hwperf history: warning: history database ")
+    assert str(path) in line
+    assert why in line
+    assert "Traceback" not in out + err
+
+
+_QUICK = (
+    "--hwperf",
+    "--hwperf-max-time=0.2",
+    "--hwperf-confirm=1",
+    "--hwperf-warmup=0.01",
+    "--hwperf-reference=off",
+    "-p",
+    "no:randomly",
+)
+
+
+@pytest.mark.parametrize("corruption", ["median-text", "deep-samples"])
+def test_a_corrupt_history_row_costs_neither_the_html_nor_the_exit_status(
+    pytester: pytest.Pytester, corruption: str
+) -> None:
+    column, value, why = _CORRUPTIONS[corruption]
+    pytester.makepyfile(test_a="def test_a(hwperf):\n    hwperf(lambda: sum(range(100)))\n")
+    first = pytester.runpytest(*_QUICK)
+    assert first.ret == 0, first.stdout.str()
+    path = pytester.path / ".hwperf" / "history.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE measurements SET {column} = ?", (value,))
+    conn.close()
+
+    result = pytester.runpytest(*_QUICK, "--hwperf-html=h.html")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == 0, output
+    assert "Traceback" not in output
+    assert "INTERNALERROR" not in output
+    result.stdout.fnmatch_lines(["hwperf: HTML report written to *h.html", "*1 passed*"])
+    (warning,) = [line for line in output.splitlines() if "skipped" in line]
+    assert warning.startswith("hwperf: warning: history database ")
+    assert str(path) in warning
+    assert why in warning
+    assert (pytester.path / "h.html").read_text().startswith("<!DOCTYPE html>")

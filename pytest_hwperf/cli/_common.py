@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pytest_hwperf.records.codec import from_json, measurement_from_json
 from pytest_hwperf.records.types import FingerprintRecord, MeasurementRecord
 from pytest_hwperf.report import ReportError, read_document_json
+from pytest_hwperf.report.terminal import visible
 from pytest_hwperf.settings import DEFAULTS, parse_alpha, parse_percent
 from pytest_hwperf.store import StoreError
 
@@ -39,10 +40,11 @@ class _InputError(ValueError):
 _INPUT_ERRORS = (StoreError, ReportError, OSError, sqlite3.Error, ValueError)
 
 
-def _fail(command: str, exc: BaseException) -> int:
-    """One line on stderr, exit status 2: what every unusable input gets."""
+def _fail(command: str, exc: BaseException | str) -> int:
+    """One line on stderr, exit status 2: what every unusable input gets. Control
+    characters from a file's name or content are shown as escapes (`visible`)."""
     message = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"hwperf {command}: error: {message}", file=sys.stderr)
+    print(f"hwperf {command}: error: {visible(message)}", file=sys.stderr)
     return 2
 
 

@@ -4,7 +4,6 @@ baseline file or another report, offline, as the plugin would give it."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import tempfile
@@ -25,12 +24,14 @@ from pytest_hwperf.cli._common import (
     _percent_arg,
     _table,
 )
+from pytest_hwperf.files import UnreadableFile, read_regular
 from pytest_hwperf.records.codec import to_json
 from pytest_hwperf.records.types import ComparisonRecord, JSONValue
-from pytest_hwperf.report.terminal import ms_text
+from pytest_hwperf.report.json_report import MAX_REPORT_BYTES
+from pytest_hwperf.report.terminal import ms_text, visible
 from pytest_hwperf.settings import DEFAULTS
 from pytest_hwperf.store import BaselineStore, StoreError, gate_runs
-from pytest_hwperf.units import fmt_ms
+from pytest_hwperf.units import fmt_change, fmt_ms
 
 if TYPE_CHECKING:
     from pytest_hwperf.cli._common import _Commands
@@ -222,15 +223,22 @@ def _base_from_report(path: Path) -> _Base:
 
 
 def _load_base(path: Path) -> _Base:
-    """BASE: a baseline file (store format) or a JSON report, told apart by content."""
+    """BASE: a baseline file (store format) or a JSON report, told apart by content.
+    Only a regular file under the report size cap is read (a FIFO would block,
+    `/dev/zero` would never end)."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path, limit=MAX_REPORT_BYTES)
+    except UnreadableFile as exc:
+        raise _InputError(str(exc)) from None
     except OSError as exc:
         raise _InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     document: object = None
-    # Unparseable: the loaders below say what is wrong, in their words.
-    with contextlib.suppress(UnicodeDecodeError, json.JSONDecodeError):
+    try:
         document = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise _InputError(f"{path} is not a pytest-hwperf file (nested too deep)") from None
+    except (UnicodeDecodeError, ValueError):
+        pass  # unparseable: the loaders below say what is wrong, in their words
     if isinstance(document, dict) and isinstance(document.get("measurements"), list):
         return _base_from_report(path)
     if path.parent.name == "baselines" or (
@@ -275,7 +283,7 @@ def _alpha(
 
 
 def _ratio_pct(value: object) -> str:
-    return f"{value:+.1f}%" if isinstance(value, int | float) else "-"
+    return fmt_change(value) if isinstance(value, float) else "-"
 
 
 def compare_files(
@@ -380,11 +388,16 @@ def compare_files(
 
 
 def _compare_lines(result: CompareResult) -> list[str]:
+    """The table and the lines `hwperf compare` prints; every string from the files
+    through `visible` (no control character reaches the terminal)."""
     base = result.base
     where = f"fingerprint {base.fingerprint or 'unknown'}"
     if base.label:
         where += f": {base.label}"
-    lines = [f"base: {base.path} ({base.kind}, {where})", f"new:  {result.new.path}"]
+    lines = [
+        visible(f"base: {base.path} ({base.kind}, {where})"),
+        visible(f"new:  {result.new.path}"),
+    ]
     entries = result.comparisons
     if not entries:
         return [*lines, "no measured results in the new report"]
@@ -394,29 +407,33 @@ def _compare_lines(result: CompareResult) -> list[str]:
         verdict = entry.verdict
         rows.append(
             (
-                entry.test_id,
-                entry.name,
-                entry.device,
+                visible(entry.test_id),
+                visible(entry.name),
+                visible(entry.device),
                 ms_text(None if comparison is None else comparison.baseline_ms),
                 ms_text(None if comparison is None else comparison.current_ms),
                 _ratio_pct(None if comparison is None else comparison.change_pct),
-                "REGRESSION" if verdict == "regression" else verdict,
+                "REGRESSION" if verdict == "regression" else visible(verdict),
             )
         )
     lines += _table(rows)
     for entry in entries:
         if entry.outcome == "regression" and entry.comparison is not None:
             lines.append(
-                f"regression: {entry.test_id} {entry.name!r} on {entry.device}:"
-                f" {entry.comparison.reason}"
+                visible(
+                    f"regression: {entry.test_id} {entry.name!r} on {entry.device}:"
+                    f" {entry.comparison.reason}"
+                )
             )
     for entry in entries:
         plugin = entry.plugin_outcome
         if plugin is not None and plugin != entry.outcome:
             lines.append(
-                f"note: {entry.key}: the plugin recorded {plugin!r}, here it is"
-                f" {entry.outcome!r} (another baseline than the plugin had when it ran,"
-                " another fingerprint, or --regression/--alpha)"
+                visible(
+                    f"note: {entry.key}: the plugin recorded {plugin!r}, here it is"
+                    f" {entry.outcome!r} (another baseline than the plugin had when it ran,"
+                    " another fingerprint, or --regression/--alpha)"
+                )
             )
     s = result.summary
     lines.append(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pytest_hwperf.cli._common import _fail
 from pytest_hwperf.report import ReportError, load_document, summary_lines
+from pytest_hwperf.report.terminal import visible
 
 if TYPE_CHECKING:
     from pytest_hwperf.cli._common import _Commands
@@ -25,7 +26,7 @@ def _report(args: argparse.Namespace) -> int:
         return _fail("report", exc)
     records = document.measurements
     if not records:
-        print(f"{args.path}: no measurements")
+        print(f"{visible(args.path)}: no measurements")
     for line in summary_lines(records) if records else []:
         print(line)
     if args.html is not None:
@@ -41,13 +42,16 @@ def _report_html(document: Document, path: Path, baseline_dir: Path | None) -> i
 
     history, history_error = read_history(document, baseline_dir)
     if history_error:
-        print(f"hwperf report: warning: {history_error}", file=sys.stderr)
+        print(f"hwperf report: warning: {visible(history_error)}", file=sys.stderr)
     try:
-        write_html(path, render_html(document, history=history, history_error=history_error))
+        page = render_html(document, history=history, history_error=history_error)
+    except Exception as exc:  # a value no chart foresaw: one line, not a traceback
+        return _fail("report", f"cannot render the HTML report {path}: {type(exc).__name__}: {exc}")
+    try:
+        write_html(path, page)
     except ReportError as exc:
-        print(f"hwperf report: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"hwperf report: HTML report written to {path}")
+        return _fail("report", exc)
+    print(f"hwperf report: HTML report written to {visible(path)}")
     return 0
 
 

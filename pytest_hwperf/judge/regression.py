@@ -46,6 +46,7 @@ from pytest_hwperf.judge.budgets import (
     fmt_ms,
     parse_threshold,
 )
+from pytest_hwperf.units import fmt_change
 
 __all__ = [
     "IMPROVEMENT",
@@ -205,8 +206,7 @@ def _pct(log_ratio: float) -> float:
 
 
 def _fmt_pct(pct: float) -> str:
-    shown = round(pct, 1)
-    return f"{shown if shown != 0.0 else 0.0:+.1f}%"  # never "-0.0%"
+    return fmt_change(pct)  # never "-0.0%"; scientific beyond 1e12
 
 
 def _fmt_p(p: float) -> str:

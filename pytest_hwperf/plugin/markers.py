@@ -50,6 +50,10 @@ def _shown(value: object) -> str:
         text = repr(value)
     except ValueError:  # an int beyond Python's digit limit for str()
         return "an integer too large to show"
+    except Exception as exc:  # a user object whose __repr__ raises
+        return f"a {type(value).__name__} whose repr raises {type(exc).__name__}"
+    # One line whatever the object: a repr spanning lines (a numpy array) is joined.
+    text = " ".join(text.split()) if ("\n" in text or "\r" in text) else text
     if len(text) > 40:
         what = "digits" if isinstance(value, int) else "characters"
         return f"{text[:20]}... ({len(text)} {what})"
@@ -135,7 +139,7 @@ def _bind(
     for key in kwargs:
         if key not in signature.parameters:
             raise MarkerError(
-                f"@pytest.mark.{marker}: unknown argument '{key}' (allowed: {allowed})"
+                f"@pytest.mark.{marker}: unknown argument {_shown(key)} (allowed: {allowed})"
             )
     try:
         bound = signature.bind(*args, **kwargs)

@@ -12,12 +12,13 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pytest_hwperf.files import atomic_write
 from pytest_hwperf.plugin.options import Settings
 from pytest_hwperf.report import ReportError, build_document, write_document
 from pytest_hwperf.report.sweep import sweeps
+from pytest_hwperf.report.terminal import visible
 from pytest_hwperf.store import BaselineStore, StoreError
 
 if TYPE_CHECKING:
@@ -210,6 +211,37 @@ def _write_json(out: Written, document: Document, path: Path | None) -> None:
         out.json = str(path)
 
 
+def _skipped_history_rows(document: Document, baseline_dir: Path) -> list[str]:
+    """One warning line (naming the file) per reading of the trends that skipped history
+    rows that do not validate: the same readings `read_history` makes, which skips those
+    rows silently. A history that cannot be read at all is read_history's note."""
+    from pytest_hwperf.report.html import HISTORY_RUNS
+    from pytest_hwperf.store import History, measurement_key
+
+    path = baseline_dir / "history.sqlite"
+    if not path.is_file():
+        return []
+    digest = document.environment.get("fingerprint")
+    default = digest.get("digest") if isinstance(digest, dict) else None
+    try:
+        history = History(path)
+        for key, own in {
+            measurement_key(r.test_id, r.name, r.device): (
+                r.fingerprint.digest if r.fingerprint is not None else None
+            )
+            for r in document.measurements
+        }.items():
+            fingerprint = own or default
+            history.trend(
+                key,
+                fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+                limit=HISTORY_RUNS,
+            )
+    except (StoreError, OSError, sqlite3.Error, ValueError):
+        return []  # read_history said so already
+    return list(history.warnings)
+
+
 def _write_html(out: Written, document: Document, path: Path | None, baseline_dir: Path) -> None:
     if path is None:
         return
@@ -218,12 +250,31 @@ def _write_html(out: Written, document: Document, path: Path | None, baseline_di
     # Recorded above, so the trend ends with this run; a history that cannot be read
     # leaves the trends out with a note, it does not cost the report.
     history, history_error = read_history(document, baseline_dir)
+    if history_error is None:
+        out.history_errors += _skipped_history_rows(document, baseline_dir)
     try:
         write_html(path, render_html(document, history=history, history_error=history_error))
     except ReportError as exc:
         out.report_errors.append(str(exc))
     else:
         out.html = str(path)
+
+
+_T = TypeVar("_T")
+
+
+def _report_step(out: Written, what: str, step: Callable[[], _T]) -> _T | None:
+    """`step()`, or None with one line in `out.report_errors` naming `what` when it
+    raises anything (a value no renderer foresaw, a record that cannot be written): the
+    end of a session must not be a traceback, and the other reports are still written."""
+    try:
+        return step()
+    except Exception as exc:  # anything: reported in one line
+        why = " ".join(str(exc).split())
+        out.report_errors.append(
+            visible(f"cannot write {what}: {type(exc).__name__}" + (f": {why}" if why else ""))
+        )
+        return None
 
 
 def write_outputs(
@@ -244,10 +295,33 @@ def write_outputs(
     _record_history(out, measured, settings, context, run)
     if settings.save:
         _save_baseline(out, measured, store, run, failed_tests)
-    # One document for the JSON and the HTML report.
-    if settings.json_path or settings.html_path:
-        document = _document(records, settings, context, perf_items, advice())
-        _write_json(out, document, settings.json_path)
-        _write_html(out, document, settings.html_path, settings.baseline_dir)
-    _write_markdown(out, records, settings, context, advice())
+    # One document for the JSON and the HTML report. Each report is written on its own:
+    # one that cannot be built, rendered or written is one error line naming it, never a
+    # traceback at the end of the session, and the others are still written.
+    json_path, html_path = settings.json_path, settings.html_path
+    if json_path or html_path:
+        wanted = [
+            f"the {what} report {path}"
+            for what, path in (("JSON", json_path), ("HTML", html_path))
+            if path
+        ]
+        document = _report_step(
+            out,
+            " and ".join(wanted),
+            lambda: _document(records, settings, context, perf_items, advice()),
+        )
+        if document is not None:
+            _report_step(
+                out, f"the JSON report {json_path}", lambda: _write_json(out, document, json_path)
+            )
+            _report_step(
+                out,
+                f"the HTML report {html_path}",
+                lambda: _write_html(out, document, html_path, settings.baseline_dir),
+            )
+    _report_step(
+        out,
+        f"the Markdown report {settings.markdown_path or '$GITHUB_STEP_SUMMARY'}",
+        lambda: _write_markdown(out, records, settings, context, advice()),
+    )
     return out

@@ -25,6 +25,7 @@ __all__ = [
     "as_facts",
     "from_json",
     "measurement_from_json",
+    "path_key",
     "to_json",
     "to_json_object",
 ]
@@ -121,7 +122,9 @@ def _read(tp: Any, data: object, where: str, depth: int) -> object:
     if origin is Mapping or origin is dict or tp is Mapping:
         if not isinstance(data, dict):
             raise _fail(where, "an object", data)
-        return {str(k): _json_value(v, f"{where}.{k}", depth + 1) for k, v in data.items()}
+        return {
+            str(k): _json_value(v, f"{where}.{path_key(k)}", depth + 1) for k, v in data.items()
+        }
     if tp is bool:
         if not isinstance(data, bool):
             raise _fail(where, "true or false", data)
@@ -147,6 +150,12 @@ def _read(tp: Any, data: object, where: str, depth: int) -> object:
     raise TypeError(f"{where}: no reader for {tp!r}")
 
 
+def path_key(key: object) -> str:
+    """A key as the error path shows it: itself when plain, else its repr (one line)."""
+    text = str(key)
+    return text if text.isidentifier() else repr(text)[:60]
+
+
 def _is_json_alias(tp: object) -> bool:
     # `JSONValue` is a string alias; get_type_hints leaves forward references of it.
     return isinstance(tp, typing.ForwardRef) and tp.__forward_arg__ == "JSONValue"
@@ -156,7 +165,9 @@ def _json_value(data: object, where: str, depth: int) -> JSONValue:
     if depth > MAX_DEPTH:
         raise RecordError(f"{where}: nested more than {MAX_DEPTH} levels deep")
     if isinstance(data, dict):
-        return {str(k): _json_value(v, f"{where}.{k}", depth + 1) for k, v in data.items()}
+        return {
+            str(k): _json_value(v, f"{where}.{path_key(k)}", depth + 1) for k, v in data.items()
+        }
     if isinstance(data, list):
         return [_json_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(data)]
     if data is None or isinstance(data, bool | int | str):

@@ -208,16 +208,30 @@ def comparison_chart(record: MeasurementRecord, comparison: ComparisonRecord) ->
 def _run_labels(created: Sequence[str]) -> list[str]:
     """Short run times for axis ticks: "11-28 14:18" from "2026-11-28T14:18:39+00:00",
     with the seconds when the minutes alone would repeat a label."""
-    labels = [f"{c[5:10]} {c[11:16]}" if len(c) >= 16 else c for c in created]
+    texts = [str(c) for c in created]
+    labels = [f"{c[5:10]} {c[11:16]}" if len(c) >= 16 else c for c in texts]
     if len(set(labels)) < len(labels):
-        labels = [f"{c[5:10]} {c[11:19]}" if len(c) >= 19 else c for c in created]
+        labels = [f"{c[5:10]} {c[11:19]}" if len(c) >= 19 else c for c in texts]
     return labels
+
+
+def _finite(value: object) -> float | None:
+    """`value` as a finite float, or None: what a history row read from a database that
+    someone edited may hold instead (text, NaN, an infinity, a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def history_chart(record: MeasurementRecord, rows: Sequence[TrendRow]) -> str | None:
     """The median of this measurement in each recorded run on this fingerprint, oldest
-    first; the last point is the latest run (this one, when the plugin wrote the report)."""
-    points = [(row, row.median_ms) for row in rows if row.median_ms is not None]
+    first; the last point is the latest run (this one, when the plugin wrote the report).
+    A row whose median is not a finite number is left out."""
+    points = [(row, m) for row in rows if (m := _finite(row.median_ms)) is not None]
     if not points:
         return None
     comparison = record.comparison
@@ -269,7 +283,7 @@ def history_chart(record: MeasurementRecord, rows: Sequence[TrendRow]) -> str | 
                 ACCENT,
                 radius=4.5 if i == n - 1 else 3,
                 hollow=i != n - 1,
-                tip=f"{row.created}{' ' + row.commit if row.commit else ''}: median"
+                tip=f"{row.created}{' ' + str(row.commit) if row.commit else ''}: median"
                 f" {duration(m, 4)}, n {row.n if row.n is not None else '-'}",
             )
             for i, (row, m) in enumerate(points)

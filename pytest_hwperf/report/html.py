@@ -39,6 +39,7 @@ from pytest_hwperf.report.document import Document
 from pytest_hwperf.report.json_report import ReportError
 from pytest_hwperf.report.sweep import Sweep
 from pytest_hwperf.store import History, StoreError, TrendRow, measurement_key
+from pytest_hwperf.units import PLAIN_LIMIT
 
 __all__ = ["HISTORY_RUNS", "read_history", "render_html", "write_html"]
 
@@ -467,7 +468,8 @@ def _measurement(
             (memory.gpu_peak_mb, "peak GPU memory"),
         ):
             if peak is not None:
-                figures.append((label, f"{peak:,.0f} MB" if peak >= 10 else f"{peak:.3g} MB"))
+                plain = 10 <= peak < PLAIN_LIMIT
+                figures.append((label, f"{peak:,.0f} MB" if plain else f"{peak:.3g} MB"))
     figure_html = "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in figures)
     lines = [f"<li>{_pill(b.outcome)}<span>{_e(b.reason)}</span></li>" for b in record.budgets]
     comparison = _compared(record)

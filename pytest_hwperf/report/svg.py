@@ -35,8 +35,17 @@ GRID = "#e6e8eb"
 AXIS = "#8c959f"
 
 
+# A coordinate is kept within this many pixels of the origin: a mark far off the chart
+# is invisible either way, and 1e308 would be written with 309 digits.
+_FAR = 1e6
+
+
 def _num(value: float) -> str:
-    """A coordinate with two decimals at most: short output, sub-pixel precision."""
+    """A coordinate with two decimals at most: short output, sub-pixel precision; a
+    non-finite one is 0 and a far one is cut at `_FAR` pixels."""
+    if not math.isfinite(value):
+        value = 0.0
+    value = min(max(value, -_FAR), _FAR)
     text = f"{value:.2f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
@@ -136,10 +145,15 @@ class Scale:
         return math.log10(value) if self.log else value
 
     def __call__(self, value: float) -> float:
-        if self.log and value <= 0:
+        """The pixel of `value`. One far beyond the domain (1e308 on an axis of
+        milliseconds) lands at most 100 plot widths away, NaN at the domain's low end."""
+        if math.isnan(value) or (self.log and value <= 0):
             value = self.lo
         lo, hi = self._t(self.lo), self._t(self.hi)
         share = 0.0 if hi == lo else (self._t(value) - lo) / (hi - lo)
+        if math.isnan(share):
+            share = 0.0
+        share = min(max(share, -100.0), 100.0)
         return self.start + share * (self.end - self.start)
 
     def ticks(self, count: int = 5) -> list[float]:
@@ -154,11 +168,15 @@ def histogram(
     distribution in one bar and the tail in a row of empty ones)."""
     if not values or hi <= lo or bins < 1 or (log and lo <= 0):
         return []
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []
     t_lo, t_hi = (math.log10(lo), math.log10(hi)) if log else (lo, hi)
     width = (t_hi - t_lo) / bins
+    if not (math.isfinite(width) and width > 0):  # a span that overflows or underflows
+        return []
     counts = [0] * bins
     for value in values:
-        if log and value <= 0:
+        if (log and value <= 0) or not math.isfinite(value):
             continue
         t = math.log10(value) if log else value
         index = min(bins - 1, max(0, int((t - t_lo) / width)))

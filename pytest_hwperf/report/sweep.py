@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from pytest_hwperf.records.codec import to_json_object
 from pytest_hwperf.records.types import JSONValue, MeasurementRecord
+from pytest_hwperf.report.terminal import visible
+from pytest_hwperf.units import is_plain
 
 __all__ = ["Sweep", "SweepChoice", "SweepConfig", "sweep_lines", "sweeps"]
 
@@ -125,11 +127,15 @@ def _config_of(record: MeasurementRecord) -> tuple[int, int]:
 
 
 def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}/s"
+    if value is None:
+        return "-"
+    return f"{value:,.0f}/s" if is_plain(value) else f"{value:.3g}/s"
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}ms"
+    if value is None:
+        return "-"
+    return f"{value:.2f}ms" if is_plain(value) else f"{value:.3g}ms"
 
 
 def _config(workers: int, threads: int) -> str:
@@ -142,7 +148,7 @@ def sweep_lines(found: Sequence[Sweep]) -> list[str]:
     """Readable lines: one block per sweep, one line per config, then the recommendation."""
     lines: list[str] = []
     for sweep in found:
-        lines.append(f"{sweep.test} [{sweep.name} on {sweep.device}]")
+        lines.append(f"{visible(sweep.test)} [{visible(sweep.name)} on {visible(sweep.device)}]")
         for row in sweep.configs:
             flags = []
             if not row.meets_latency:

@@ -1,36 +1,81 @@
-"""The terminal summary: one row per measurement."""
+"""The terminal summary: one row per measurement.
+
+Every string that came from the user or from a file (test ids, names, devices, reasons)
+goes through `visible` before it reaches a terminal: a control character is shown as
+its escape (`\\x1b`), so a name cannot clear the screen, set the window title or hide
+text. Figures beyond `units.PLAIN_LIMIT` are written in scientific notation.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pytest_hwperf.judge.budgets import fmt_rate
+from pytest_hwperf.units import fmt_change, is_plain
 
 if TYPE_CHECKING:
     from pytest_hwperf.records.types import MeasurementRecord
 
-__all__ = ["budget_text", "mb_text", "ms_text", "summary_lines"]
+__all__ = ["budget_text", "mb_text", "ms_text", "summary_lines", "visible"]
+
+# C0 and C1 controls and DEL, the Unicode line and paragraph separators, and the
+# bidirectional controls (which reorder what a terminal or an editor shows).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: object) -> str:
+    """`text` with every control character shown as its escape (ESC as `\\x1b`, a
+    newline as `\\x0a`, a right-to-left override as `\\u202e`): printable on a
+    terminal, on one line, as it is."""
+    return _CONTROL.sub(_escape, str(text))
+
+
+def _figure(value: object) -> float | None:
+    """A number to format, or None; an integer too large for a float is infinite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
 
 _HEADERS = ("test", "name", "device", "n", "p50", "p95", "p99", "budget", "verdict")
 _NUMERIC = frozenset({"n", "p50", "p95", "p99", "rss", "min", "baseline"})  # right-aligned
 
 
 def ms_text(value: object) -> str:
-    if not isinstance(value, (int, float)):
+    """A time in ms: 12.34ms, 150ms, 850.0us; "-" when there is none; scientific beyond
+    `units.PLAIN_LIMIT` ("1e+308ms")."""
+    number = _figure(value)
+    if number is None:
         return "-"
-    if value >= 100:
-        return f"{value:.0f}ms"
-    if value >= 1:
-        return f"{value:.2f}ms"
-    return f"{value * 1000:.1f}us"
+    if not is_plain(number):
+        return f"{number:.3g}ms"
+    if number >= 100:
+        return f"{number:.0f}ms"
+    if number >= 1:
+        return f"{number:.2f}ms"
+    return f"{number * 1000:.1f}us"
 
 
 def mb_text(value: object) -> str:
-    """A memory figure in MiB: 312MB, 45.2MB; "-" when there is none."""
-    if not isinstance(value, (int, float)):
+    """A memory figure in MiB: 312MB, 45.2MB; "-" when there is none; scientific beyond
+    `units.PLAIN_LIMIT`."""
+    number = _figure(value)
+    if number is None:
         return "-"
-    return f"{value:.0f}MB" if value >= 100 else f"{value:.1f}MB"
+    if not is_plain(number):
+        return f"{number:.3g}MB"
+    return f"{number:.0f}MB" if number >= 100 else f"{number:.1f}MB"
 
 
 def _rss_peak(record: MeasurementRecord) -> float | None:
@@ -46,7 +91,12 @@ def budget_text(record: MeasurementRecord) -> str:
             parts.append(f">={fmt_rate(budget.min_per_s)}/s")
     memory = record.memory
     if memory is not None:
-        for value, label in ((memory.rss_budget_mb, "rss"), (memory.gpu_budget_mb, "gpu")):
+        for value, label in (
+            (memory.rss_budget_mb, "rss"),
+            (memory.gpu_budget_mb, "gpu"),
+            (memory.rss_added_budget_mb, "rss+"),
+            (memory.gpu_added_budget_mb, "gpu+"),
+        ):
             if value is not None:
                 parts.append(f"{label}<={mb_text(value)}")
     return ",".join(parts) or "-"
@@ -63,15 +113,15 @@ def _row(record: MeasurementRecord) -> tuple[str, ...]:
     else:
         p50, p95, p99 = ms_text(stats.p50_ms), ms_text(stats.p95_ms), ms_text(stats.p99_ms)
     return (
-        record.test_id,
-        record.name,
-        record.device,
+        visible(record.test_id),
+        visible(record.name),
+        visible(record.device),
         n,
         p50,
         p95,
         p99,
         budget_text(record),
-        verdict.upper() if verdict == "fail" else verdict,
+        visible(verdict.upper() if verdict == "fail" else verdict),
     )
 
 
@@ -85,8 +135,8 @@ def _versus(record: MeasurementRecord) -> tuple[str, str, str]:
     if comparison.outcome == "no baseline":
         return current, "-", "no baseline"
     change = comparison.change_pct
-    text = "-" if change is None else f"{change:+.1f}%"
-    word = "REGRESSION" if comparison.outcome == "regression" else comparison.outcome
+    text = "-" if change is None else fmt_change(change)
+    word = "REGRESSION" if comparison.outcome == "regression" else visible(comparison.outcome)
     return current, ms_text(comparison.baseline_ms), f"{text} {word}"
 
 

@@ -21,7 +21,13 @@ from pytest_hwperf.store.baselines import (
     thin_samples,
 )
 from pytest_hwperf.store.git import commit_label, current_commit
-from pytest_hwperf.store.history import HISTORY_SCHEMA_VERSION, History, HistoryRow, TrendRow
+from pytest_hwperf.store.history import (
+    HISTORY_SCHEMA_VERSION,
+    History,
+    HistoryRow,
+    RecordedTest,
+    TrendRow,
+)
 
 __all__ = [
     "HISTORY_SCHEMA_VERSION",
@@ -33,6 +39,7 @@ __all__ = [
     "BaselineStore",
     "History",
     "HistoryRow",
+    "RecordedTest",
     "RunSummary",
     "StoreError",
     "TrendRow",

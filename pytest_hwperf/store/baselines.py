@@ -21,6 +21,13 @@ Why the file looks the way it does:
   flushed and fsynced, then ``os.replace``. A process killed mid-write leaves the
   previous file whole; its temporary file is never read (no loader looks at names
   starting with ".") and is deleted by the next successful save once it is a minute old.
+- Saves are serialised: ``save`` and ``accept`` hold an exclusive lock (``locking.py``:
+  ``flock`` on ``.<digest>.json.lock`` beside the file, deleted on release) while they
+  read the file again, merge their runs into what is there and write it, so two runs
+  saving at once both keep their records.
+- Reads are bounded: only a regular file of at most ``files.MAX_READ_BYTES`` is read (a
+  symlink to ``/dev/zero`` or a FIFO is refused in one line), and JSON nested too deep
+  to parse is a ``StoreError`` like any other malformed file.
 """
 
 from __future__ import annotations
@@ -36,9 +43,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
-from pytest_hwperf.files import atomic_write
+from pytest_hwperf.files import UnreadableFile, atomic_write, read_regular
 from pytest_hwperf.records.codec import as_facts
 from pytest_hwperf.records.types import FingerprintRecord, JSONValue
+from pytest_hwperf.store.locking import exclusive
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,7 +73,7 @@ Samples: TypeAlias = "Sequence[int] | np.ndarray"  # nanoseconds, any integer dt
 
 _T = TypeVar("_T")
 
-_DIGEST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_DIGEST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")  # a file name, not a path
 _STALE_TEMP_S = 60.0  # a temporary file this old belongs to no live save
 _FIX = "restore it from git or delete it to record a new baseline with --hwperf-save"
 
@@ -123,9 +131,13 @@ def _float(record: Mapping[str, object], key: str) -> float:
     value = _require(record, key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key!r} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float (10**400)
+        raise ValueError(f"{key!r} must be finite and >= 0, got an integer too large") from None
+    if not math.isfinite(number) or number < 0:
         raise ValueError(f"{key!r} must be finite and >= 0, got {value!r}")
-    return float(value)
+    return number
 
 
 def _str(record: Mapping[str, object], key: str) -> str:
@@ -335,6 +347,19 @@ def _parse(path: Path, digest: str, text: str) -> Baseline:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise bad(f"is not valid JSON ({exc.msg}, line {exc.lineno}; truncated?)") from exc
+    except RecursionError:
+        raise bad("is nested too deeply to parse") from None
+    except ValueError as exc:  # an integer literal beyond Python's digit limit
+        raise bad(f"is not valid JSON ({' '.join(str(exc).split())[:80]})") from None
+    try:
+        return _parse_document(path, digest, document, bad)
+    except RecursionError:  # a fingerprint nested just below the parser's own limit
+        raise bad("is nested too deeply to read") from None
+
+
+def _parse_document(
+    path: Path, digest: str, document: object, bad: Callable[[str], StoreError]
+) -> Baseline:
     if not isinstance(document, dict):
         raise bad("is not a JSON object")
     if "schema_version" not in document:
@@ -396,7 +421,8 @@ class BaselineStore:
 
     def path_for(self, digest: str) -> Path:
         if not _DIGEST.match(digest):
-            raise ValueError(f"fingerprint digest must be a plain name, got {digest!r}")
+            shown = digest if len(digest) <= 40 else f"{digest[:20]}... ({len(digest)} characters)"
+            raise ValueError(f"fingerprint digest must be a plain name, got {shown!r}")
         return self.folder / f"{digest}.json"
 
     def load(self, digest: str) -> Baseline | None:
@@ -404,9 +430,11 @@ class BaselineStore:
         file cannot be used (the message says why and what to do)."""
         path = self.path_for(digest)
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except FileNotFoundError:
             return None
+        except UnreadableFile as exc:  # a FIFO, a device, or over the size cap
+            raise StoreError(f"baseline file {exc}: {_FIX}; it was left unchanged") from None
         except OSError as exc:
             raise StoreError(
                 f"baseline file {path} cannot be read ({exc.strerror or exc}):"
@@ -448,7 +476,28 @@ class BaselineStore:
     ) -> Path:
         record = _fingerprint_json(fingerprint)
         path = self.path_for(fingerprint.digest)
-        current = self.load(fingerprint.digest)  # a StoreError stops before any write
+        try:
+            with exclusive(path):
+                # Read again under the lock: another run may have saved since this one
+                # started; its runs are kept and these are merged into them.
+                written = self._merge_and_write(path, record, fingerprint.digest, runs, keep)
+        except OSError as exc:  # the lock (its folder, its file, or a stuck holder)
+            raise StoreError(
+                f"cannot lock baseline file {path} to save it ({exc.strerror or exc});"
+                " the file is unchanged"
+            ) from exc
+        _clean_stale_temps(path)
+        return written
+
+    def _merge_and_write(
+        self,
+        path: Path,
+        record: dict[str, JSONValue],
+        digest: str,
+        runs: Mapping[str, RunSummary],
+        keep: int,
+    ) -> Path:
+        current = self.load(digest)  # a StoreError stops before any write
         measurements = dict(current.measurements) if current is not None else {}
         for key, run in runs.items():
             kept = [r for r in measurements.get(key, ()) if r.run_id != run.run_id]
@@ -477,7 +526,6 @@ class BaselineStore:
                 f"cannot write baseline file {path} ({exc.strerror or exc}):"
                 " the previous file is unchanged"
             ) from exc
-        _clean_stale_temps(path)
         return path
 
     def list(self) -> builtins.list[BaselineInfo]:
