@@ -101,6 +101,13 @@ def test_build_document_fields_and_summary():
         "fail": 1,
         "inconclusive": 1,
         "no_budget": 1,
+        # By the test-level verdict: none of these breaches besides the failed budget.
+        "failing": 1,
+        "verdict_pass": 2,
+        "verdict_fail": 1,
+        "verdict_inconclusive": 1,
+        "verdict_no_budget": 1,
+        "regressions": 0,
     }
     assert doc.measurements == tuple(typed_all(records))
     assert doc.created_at is not None

@@ -9,7 +9,7 @@ returns. Every rule that decides whether a test fails on performance is here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pytest_hwperf.judge.gate import SavedRun, compare_with_runs, comparison_alpha, threshold_for
@@ -21,7 +21,9 @@ __all__ = [
     "MemoryBudget",
     "Policy",
     "TestVerdict",
+    "VerdictCounts",
     "breaches_of",
+    "count_verdicts",
     "judge_memory",
     "judge_test",
 ]
@@ -302,3 +304,37 @@ def judge_test(
         judged.append(dataclasses.replace(record, breach=bool(found)))
         breaches.extend(found)
     return TestVerdict(tuple(judged), tuple(breaches))
+
+
+@dataclass(frozen=True)
+class VerdictCounts:
+    """The measurements counted by their test-level verdict (`MeasurementRecord.verdict`),
+    as every report shows them: `passing + failing + inconclusive + no_budget` is
+    `measurements`; `regressions` counts the failing ones whose comparison found a
+    regression (a regression fails its test: they are among `failing`)."""
+
+    measurements: int = 0
+    passing: int = 0
+    failing: int = 0
+    inconclusive: int = 0
+    no_budget: int = 0
+    regressions: int = 0
+
+
+def count_verdicts(records: Iterable[MeasurementRecord]) -> VerdictCounts:
+    """Count `records` by their test-level verdict."""
+    verdicts: list[str] = []
+    regressions = 0
+    for record in records:
+        verdicts.append(record.verdict)
+        comparison = record.comparison
+        if record.verdict == "fail" and comparison is not None:
+            regressions += comparison.outcome == "regression"
+    return VerdictCounts(
+        measurements=len(verdicts),
+        passing=verdicts.count("pass"),
+        failing=verdicts.count("fail"),
+        inconclusive=verdicts.count("inconclusive"),
+        no_budget=verdicts.count("no budget"),
+        regressions=regressions,
+    )

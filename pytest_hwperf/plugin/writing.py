@@ -77,7 +77,10 @@ def _record_history(
             median_ms=_median_ms(r.samples_ns),
             mean_ms=r.stats.mean_ms,
             p95_ms=r.stats.p95_ms,
-            outcome=r.outcome,
+            # The test-level verdict, as the reports show it: "fail" when the
+            # measurement failed its test for any reason (a regression included), else
+            # "inconclusive" or "pass"; None (no budget) when it had none.
+            outcome=None if r.verdict == "no budget" else r.verdict,
             samples_ns=r.samples_ns,
         )
         for r in measured

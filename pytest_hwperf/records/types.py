@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 __all__ = [
+    "VERDICTS",
     "BudgetRecord",
     "ComparisonRecord",
     "Facts",
@@ -33,6 +34,9 @@ __all__ = [
     "TopFunction",
     "WorkerConfigRecord",
 ]
+
+# The test-level verdicts every report shows for a measurement (`MeasurementRecord.verdict`).
+VERDICTS = ("pass", "fail", "inconclusive", "no budget")
 
 JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 Facts: TypeAlias = Mapping[str, "JSONValue"]
@@ -259,6 +263,7 @@ class MeasurementRecord:
     `outcome` is the measurement's budgets' verdict ("fail" when any budget, the memory
     budget included, failed; None without budgets); `breach` is whether it fails its
     test, whatever the reason (a budget, a regression, an oversubscribed config).
+    `verdict` joins them into the one word every report shows.
     """
 
     test_id: str
@@ -294,6 +299,18 @@ class MeasurementRecord:
         """Keys that are absent from the JSON report rather than null when not set."""
         optional = ("comparison", "fingerprint", "profile", "device_param", "device_group")
         return frozenset(name for name in optional if getattr(self, name) is None)
+
+    @property
+    def verdict(self) -> str:
+        """The test-level verdict every report shows (one of `VERDICTS`): "fail" when
+        the measurement fails its test, whatever the reason (a budget, a regression, an
+        oversubscribed config, memory); else its budgets' verdict, "inconclusive" or
+        "pass", or "no budget" when it has none."""
+        if self.breach or self.outcome == "fail":
+            return "fail"
+        if self.outcome in ("pass", "inconclusive"):
+            return self.outcome
+        return "no budget"
 
     @property
     def measured(self) -> bool:

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from pytest_hwperf.records.types import BudgetRecord, ComparisonRecord, MeasurementRecord
+from pytest_hwperf.report.cells import rate_text
 from pytest_hwperf.report.svg import Chart, Dot, Scale, histogram, thin_steps
 from pytest_hwperf.report.sweep import Sweep, SweepConfig
 from pytest_hwperf.store import TrendRow
@@ -54,13 +55,6 @@ def duration_ticks(values: Sequence[float]) -> list[tuple[float, str]]:
         if len(set(labels)) == len(labels):
             break
     return list(zip(values, labels, strict=True))
-
-
-def rate_text(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    number = float(value)
-    return f"{number:,.0f}/s" if number >= 100 else f"{number:.3g}/s"
 
 
 def percentile_label(budget: BudgetRecord) -> str:

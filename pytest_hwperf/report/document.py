@@ -39,7 +39,9 @@ class Document:
     created_at: str | None = None  # ISO 8601, UTC, whole seconds
     environment: Facts = field(default_factory=dict)  # software versions, machine, fingerprint
     settings: Facts = field(default_factory=dict)  # the session's resolved settings
-    # Counts by outcome: `measurements`, `pass`, `fail`, `inconclusive`, `no_budget` (a
+    # Counts by outcome: `measurements`, `pass`, `fail`, `inconclusive`, `no_budget`; by
+    # the test-level verdict: `failing`, `verdict_pass`, `verdict_fail`,
+    # `verdict_inconclusive`, `verdict_no_budget`, `regressions` (docs/json-schema.md; a
     # mapping, as `pass` cannot name a field).
     summary: Mapping[str, int] = field(default_factory=dict)
     measurements: tuple[MeasurementRecord, ...] = ()

@@ -25,19 +25,21 @@ from html import escape
 from pathlib import Path
 
 from pytest_hwperf.files import atomic_write
+from pytest_hwperf.judge.verdict import count_verdicts
 from pytest_hwperf.records.types import ComparisonRecord, Facts, JSONValue, MeasurementRecord
+from pytest_hwperf.report.cells import plural, rate_text, throughput_figure
 from pytest_hwperf.report.charts import (
     comparison_chart,
     distribution_chart,
     duration,
     history_chart,
     percentile_label,
-    rate_text,
     sweep_charts,
 )
 from pytest_hwperf.report.document import Document
 from pytest_hwperf.report.json_report import ReportError
 from pytest_hwperf.report.sweep import Sweep
+from pytest_hwperf.report.terminal import memory_budget_parts
 from pytest_hwperf.store import History, StoreError, TrendRow, measurement_key
 from pytest_hwperf.units import PLAIN_LIMIT
 
@@ -133,20 +135,23 @@ def _e(value: object) -> str:
 
 
 def _pill(outcome: object) -> str:
-    """A verdict as a coloured label; None is a measurement without a budget."""
+    """A verdict as a coloured label; None (or "no budget") is a measurement without a
+    budget. A measurement's pill shows its test-level verdict (`record.verdict`)."""
     kind = str(outcome) if outcome in ("pass", "fail", "inconclusive") else "none"
     label = "no budget" if outcome is None else str(outcome)
     return f'<span class="pill {kind}">{_e(label)}</span>'
 
 
 def _budget_parts(record: MeasurementRecord) -> list[str]:
+    """The budgets: latency, throughput in items per second, memory as the terminal
+    writes it (`rss<=1500MB`)."""
     parts = []
     for budget in record.budgets:
         if budget.kind == "latency":
             parts.append(f"{percentile_label(budget)} ≤ {duration(budget.budget_ms)}")
         elif budget.kind == "throughput":
-            parts.append(f"≥ {rate_text(budget.min_per_s)}")
-    return parts or ["-"]
+            parts.append(f"≥ {rate_text(budget.min_per_s, ' items/s')}")
+    return parts + memory_budget_parts(record) or ["-"]
 
 
 def _budget_html(record: MeasurementRecord) -> str:
@@ -166,12 +171,6 @@ def _compared(record: MeasurementRecord) -> ComparisonRecord | None:
     if comparison.baseline_ms is None:
         return None
     return comparison
-
-
-def _regressions(records: Sequence[MeasurementRecord]) -> int:
-    return sum(
-        1 for r in records if r.comparison is not None and r.comparison.outcome == "regression"
-    )
 
 
 def _pct_text(number: float | None) -> str:
@@ -306,25 +305,29 @@ def _hardware(environment: Facts) -> str:
 def _header(document: Document, records: Sequence[MeasurementRecord]) -> str:
     version = document.generator.version if document.generator is not None else None
     created = document.created_at if document.created_at is not None else "unknown time"
-    failing = sum(1 for r in records if r.breach)
-    regressions = _regressions(records)
+    # The test-level verdicts, counted as the summary, the Markdown and the terminal
+    # count them: a regression fails its test too, and is named.
+    counts = count_verdicts(records)
     if not records:
         banner = '<div class="banner pass">No measurements</div>'
-    elif failing or regressions:
-        # A regression fails its test too: it is counted once, and named.
-        what = f"{max(failing, regressions)} of {len(records)} failing their test"
-        if regressions:
-            what += f" ({regressions} by regression)"
+    elif counts.failing:
+        what = f"{counts.failing} of {len(records)} failing their test"
+        if counts.regressions:
+            what += f" ({counts.regressions} by regression)"
         banner = f'<div class="banner fail">{_e(what)}</div>'
     else:
-        outcomes = [r.outcome for r in records]
-        counts = [
-            (outcomes.count(o), o or "without a budget") for o in ("pass", "inconclusive", None)
-        ]
-        tally = ", ".join(f"{n} {label}" for n, label in counts if n)
+        tally = ", ".join(
+            f"{n} {label}"
+            for n, label in (
+                (counts.passing, "pass"),
+                (counts.inconclusive, "inconclusive"),
+                (counts.no_budget, "without a budget"),
+            )
+            if n
+        )
         banner = f'<div class="banner pass">No failures: {_e(tally)}</div>'
     sub = (
-        f"{len(records)} measurement{'s' if len(records) != 1 else ''}"
+        f"{plural(len(records), 'measurement')}"
         f" · {created}"
         f" · pytest-hwperf {version or 'unknown version'}"
     )
@@ -343,14 +346,16 @@ def _test_html(test_id: str) -> str:
 
 
 def _summary(document: Document, records: Sequence[MeasurementRecord]) -> str:
-    summary = document.summary
-    regressions = _regressions(records)
+    # Counted from the measurements by their test-level verdict, as the header counts
+    # them (the JSON summary's `pass`/`fail` count the budgets' outcome).
+    tally = count_verdicts(records)
+    regressions = tally.regressions
     counts = [
-        ("pass", summary.get("pass", 0), "pass"),
-        ("fail", summary.get("fail", 0), "fail"),
-        ("inconclusive", summary.get("inconclusive", 0), "warn"),
-        ("no budget", summary.get("no_budget", 0), ""),
-        ("regressions", regressions, "fail" if regressions else ""),
+        ("pass", tally.passing, "pass"),
+        ("fail", tally.failing, "fail"),
+        ("inconclusive", tally.inconclusive, "warn"),
+        ("no budget", tally.no_budget, ""),
+        ("by regression", regressions, "fail" if regressions else ""),
     ]
     boxes = "".join(
         f'<div class="count {cls}"><b>{_e(n)}</b><span>{_e(label)}</span></div>'
@@ -393,7 +398,7 @@ def _summary(document: Document, records: Sequence[MeasurementRecord]) -> str:
                 for v in (stats.p50_ms, stats.p95_ms, stats.p99_ms)
             ),
             f'<td class="budget">{_budget_html(r)}</td>',
-            f"<td>{_pill(r.outcome)}</td>",
+            f"<td>{_pill(r.verdict)}</td>",
             f'<td class="num">{_e(baseline)}</td>',
             f'<td class="num">{change}</td>',
         ]
@@ -458,7 +463,7 @@ def _measurement(
         ("p95", duration(stats.p95_ms, 4)),
         ("p99", duration(stats.p99_ms, 4)),
         ("mean", duration(stats.mean_ms, 4)),
-        ("throughput", rate_text(record.served_per_s or stats.throughput_per_s)),
+        ("throughput", throughput_figure(record)),
         ("sync", timing.sync),
         ("stopped", timing.stop_reason),
     ]
@@ -506,7 +511,7 @@ def _measurement(
             f" {_e(_pct_text(comparison.ci_low_pct))} to"
             f" {_e(_pct_text(comparison.ci_high_pct))}"
             f" ({confidence:.4g}% confidence),"
-            f" {_e(comparison.baseline_runs)} baseline runs</p></figure>"
+            f" {_e(plural(comparison.baseline_runs, 'baseline run'))}</p></figure>"
         )
     elif record.comparison is not None:
         side.append(
@@ -524,7 +529,7 @@ def _measurement(
         )
     return (
         f'<section class="card measurement" id="m-{index}"><div class="m-head">'
-        f"{_pill(record.outcome)}<h3>{_e(record.name)}"
+        f"{_pill(record.verdict)}<h3>{_e(record.name)}"
         f' <span class="device">on {_e(record.device)}</span></h3></div>'
         f'<div class="test-id mono">{_e(record.test_id)}</div>'
         f'<div class="figures">{figure_html}</div><ul class="lines">{"".join(lines)}</ul>'

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_hwperf.files import MAX_READ_BYTES, UnreadableFile, atomic_write, read_regular
+from pytest_hwperf.judge.verdict import count_verdicts
 from pytest_hwperf.records.codec import RecordError, as_facts, path_key, to_json
 from pytest_hwperf.records.types import JSONValue, MeasurementRecord
 from pytest_hwperf.report.document import Document, Generator, document_from_json
@@ -62,6 +63,7 @@ def build_document(
     """The session's document. `environment` and `settings` are checked to be JSON values
     (and copied); a value that is not one is a RecordError."""
     outcomes = [r.outcome for r in records]
+    verdicts = count_verdicts(records)
     return Document(
         schema_version=SCHEMA_VERSION,
         generator=Generator(name="pytest-hwperf", version=plugin_version),
@@ -74,6 +76,14 @@ def build_document(
             "fail": outcomes.count("fail"),
             "inconclusive": outcomes.count("inconclusive"),
             "no_budget": outcomes.count(None),
+            # By the test-level verdict (`MeasurementRecord.verdict`), as every report
+            # shows it: a regression or an oversubscribed config fails its test too.
+            "failing": verdicts.failing,
+            "verdict_pass": verdicts.passing,
+            "verdict_fail": verdicts.failing,
+            "verdict_inconclusive": verdicts.inconclusive,
+            "verdict_no_budget": verdicts.no_budget,
+            "regressions": verdicts.regressions,
         },
         measurements=tuple(records),
         sweeps=tuple(sweeps),

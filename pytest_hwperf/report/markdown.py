@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from pytest_hwperf.judge.verdict import count_verdicts
+from pytest_hwperf.report.cells import plural, throughput_figure
 from pytest_hwperf.report.sweep import Sweep, sweep_lines
 from pytest_hwperf.report.terminal import budget_text, mb_text, ms_text, visible
 from pytest_hwperf.units import fmt_change
@@ -102,20 +104,27 @@ def markdown_summary(
     if not records:
         lines.append("No measurements.")
         return "\n".join(lines) + "\n"
-    failed = sum(1 for r in records if r.breach)
-    regressions = sum(
-        1 for r in records if r.comparison is not None and r.comparison.outcome == "regression"
-    )
+    # The test-level verdict (a regression fails its test too), counted as every report
+    # counts it.
+    counts = count_verdicts(records)
     lines += [
-        f"{len(records)} measurements, {failed} failing their test, {regressions} regressions.",
+        f"{plural(counts.measurements, 'measurement')}, {counts.failing} failing their test,"
+        f" {plural(counts.regressions, 'regression')}.",
         "",
-        "| test | measurement | device | n | p50 | p95 | peak RSS | budget | verdict"
-        " | min vs baseline | change | vs baseline |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |",
     ]
+    # A throughput column when a budget is in items per second, to read them side by side.
+    rates = any(b.kind == "throughput" for r in records for b in r.budgets)
+    head = ["test", "measurement", "device", "n", "p50", "p95", "peak RSS"]
+    align = ["---", "---", "---", "---:", "---:", "---:", "---:"]
+    if rates:
+        head.append("throughput")
+        align.append("---:")
+    head += ["budget", "verdict", "min vs baseline", "change", "vs baseline"]
+    align += ["---", "---", "---:", "---:", "---"]
+    lines += ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
     for r in records:
         stats = r.stats
-        verdict = r.outcome or "no budget"
+        verdict = r.verdict
         base, change, versus = _change(r.comparison)
         cells: list[object] = [
             code_span(r.test_id),
@@ -125,6 +134,7 @@ def markdown_summary(
             ms_text(stats.p50_ms if stats.p50_ms is not None else stats.mean_ms),
             ms_text(stats.p95_ms),
             mb_text(None if r.memory is None else r.memory.rss_peak_mb),
+            *([throughput_figure(r)] if rates else []),  # figures and fixed words only
             budget_text(r),  # figures and fixed words only
             _ICONS.get(verdict) or md_text(verdict),
             base,

@@ -19,7 +19,14 @@ from pytest_hwperf.units import fmt_change, is_plain
 if TYPE_CHECKING:
     from pytest_hwperf.records.types import MeasurementRecord
 
-__all__ = ["budget_text", "mb_text", "ms_text", "summary_lines", "visible"]
+__all__ = [
+    "budget_text",
+    "mb_text",
+    "memory_budget_parts",
+    "ms_text",
+    "summary_lines",
+    "visible",
+]
 
 # C0 and C1 controls and DEL, the Unicode line and paragraph separators, and the
 # bidirectional controls (which reorder what a terminal or an editor shows).
@@ -82,6 +89,23 @@ def _rss_peak(record: MeasurementRecord) -> float | None:
     return None if record.memory is None else record.memory.rss_peak_mb
 
 
+def memory_budget_parts(record: MeasurementRecord) -> list[str]:
+    """The memory budgets, as every report writes them: `rss<=1500MB`, `rss+<=100MB`."""
+    memory = record.memory
+    if memory is None:
+        return []
+    return [
+        f"{label}<={mb_text(value)}"
+        for value, label in (
+            (memory.rss_budget_mb, "rss"),
+            (memory.gpu_budget_mb, "gpu"),
+            (memory.rss_added_budget_mb, "rss+"),
+            (memory.gpu_added_budget_mb, "gpu+"),
+        )
+        if value is not None
+    ]
+
+
 def budget_text(record: MeasurementRecord) -> str:
     parts: list[str] = []
     for budget in record.budgets:
@@ -89,16 +113,7 @@ def budget_text(record: MeasurementRecord) -> str:
             parts.append(f"p{budget.percentile:g}<={ms_text(budget.budget_ms)}")
         elif budget.kind == "throughput" and budget.min_per_s is not None:
             parts.append(f">={fmt_rate(budget.min_per_s)}/s")
-    memory = record.memory
-    if memory is not None:
-        for value, label in (
-            (memory.rss_budget_mb, "rss"),
-            (memory.gpu_budget_mb, "gpu"),
-            (memory.rss_added_budget_mb, "rss+"),
-            (memory.gpu_added_budget_mb, "gpu+"),
-        ):
-            if value is not None:
-                parts.append(f"{label}<={mb_text(value)}")
+    parts += memory_budget_parts(record)
     return ",".join(parts) or "-"
 
 
@@ -106,7 +121,7 @@ def _row(record: MeasurementRecord) -> tuple[str, ...]:
     stats = record.stats
     block = record.timing.block_size
     n = str(stats.n) if block == 1 else f"{stats.n}x{block}"
-    verdict = record.outcome or "no budget"
+    verdict = record.verdict  # "fail" whatever failed the test, a regression included
     if block != 1:
         # Block means: no per-call percentiles; show the mean where p50 would be.
         p50, p95, p99 = f"mean {ms_text(stats.mean_ms)}", "-", "-"
