@@ -36,6 +36,7 @@ __all__ = [
     "option",
     "parse_alpha",
     "parse_bool",
+    "parse_call_timeout",
     "parse_counts",
     "parse_devices",
     "parse_path",
@@ -76,6 +77,23 @@ def parse_seconds(raw: str) -> float:
     if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
         raise ValueError(what)
     return value
+
+
+def parse_call_timeout(raw: str) -> float:
+    """A call's time limit: seconds as `parse_seconds`, or 0 / off for no limit (0.0)."""
+    if raw.strip().lower() in ("0", "0.0", "off", "none"):
+        return 0.0
+    try:
+        return parse_seconds(raw)
+    except ValueError:
+        raise ValueError(
+            f"expected a time in seconds, a positive number up to {MAX_SECONDS:g} (1 day),"
+            " or 0 or off for no limit"
+        ) from None
+
+
+CALL_TIMEOUT_FLOOR_S = 60.0
+CALL_TIMEOUT_MAX_TIMES = 10.0
 
 
 def parse_alpha(raw: str) -> float:
@@ -219,6 +237,15 @@ class Settings:
         " never samples (default 0.1)",
         "SECONDS",
     )
+    call_timeout_s: float | None = _option(  # None: the default, from max_time_s
+        "--hwperf-call-timeout",
+        None,
+        parse_call_timeout,
+        "Hard limit on one measured call (warm-up or sample), in seconds: a call still"
+        " running then fails its test (default: 10 x --hwperf-max-time, at least 60;"
+        " 0 or off: no limit)",
+        "SECONDS",
+    )
     alpha: float = _option(
         "--hwperf-alpha",
         0.01,
@@ -353,6 +380,14 @@ class Settings:
         " py-spy, scalene or torch (default auto)",
     )
     sources: tuple[tuple[str, str], ...] = ()  # (flag, where its value came from); no option
+
+    @property
+    def call_limit_s(self) -> float | None:
+        """The limit on one measured call in seconds, None for none: --hwperf-call-timeout,
+        by default 10 x --hwperf-max-time and at least 60 s (0 or off: None)."""
+        if self.call_timeout_s is None:
+            return max(CALL_TIMEOUT_FLOOR_S, CALL_TIMEOUT_MAX_TIMES * self.max_time_s)
+        return self.call_timeout_s or None
 
 
 def _declared(f: Field[Any]) -> Option[Any] | None:

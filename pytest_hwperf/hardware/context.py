@@ -13,11 +13,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pytest_hwperf.hardware.cpu import CpuInfo
     from pytest_hwperf.hardware.fingerprint import Fingerprint
     from pytest_hwperf.hardware.gpu import GpuReport
     from pytest_hwperf.hardware.machine import Machine
+    from pytest_hwperf.hardware.memory import MemoryInfo
 
-__all__ = ["HardwareContext"]
+__all__ = ["HardwareContext", "HardwareInfo"]
 
 
 class HardwareContext:
@@ -57,3 +59,39 @@ class HardwareContext:
         from pytest_hwperf.hardware.devices import device_unavailable
 
         return device_unavailable(device, self.gpus)
+
+
+class HardwareInfo:
+    """What the `hwinfo` fixture gives: the machine as this session detected it."""
+
+    def __init__(self, context: HardwareContext) -> None:
+        self._context = context
+
+    @property
+    def machine(self) -> Machine:
+        return self._context.machine
+
+    @property
+    def cpu(self) -> CpuInfo:
+        return self.machine.cpu
+
+    @property
+    def memory(self) -> MemoryInfo:
+        return self.machine.memory
+
+    @property
+    def gpus(self) -> GpuReport:
+        return self._context.gpus
+
+    @property
+    def usable_cores(self) -> int:
+        return self.machine.cpu.usable_cores
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return self._context.fingerprint
+
+    def to_record(self) -> dict[str, object]:
+        record = self.machine.to_record()
+        record["fingerprint"] = self.fingerprint.to_record()
+        return record

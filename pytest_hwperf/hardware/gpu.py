@@ -26,13 +26,15 @@ from importlib import metadata
 from types import ModuleType
 from typing import Any
 
-# Re-exported: CUDA's device selection lives beside this module.
 from pytest_hwperf.hardware.cuda_visible import (
     match_by_uuid,
     parse_cuda_visible_devices,
     visible_devices,
     with_cuda_indices,
 )
+
+# Re-exported: CUDA's device selection lives beside this module.
+from pytest_hwperf.hardware.probing import quiet_probe
 
 __all__ = [
     "GpuInfo",
@@ -473,8 +475,21 @@ def detect_gpus(
     imported. environ (default os.environ) supplies `CUDA_VISIBLE_DEVICES`. The torch
     fallback runs only when NVML cannot answer and torch is installed, and costs a
     torch import in a child (seconds): callers that ask more than once should keep the
-    report. When neither answers, the reason names both failures.
+    report. When neither answers, the reason names both failures. The user's warning
+    filters do not reach the probing (`quiet_probe`): a legacy import finder's
+    ImportWarning under `filterwarnings = error` must not cost the GPU facts.
     """
+    with quiet_probe():
+        return _detect_gpus(nvml, import_nvml, environ, torch_fallback, timeout_s)
+
+
+def _detect_gpus(
+    nvml: ModuleType | None,
+    import_nvml: Callable[[], ModuleType],
+    environ: Mapping[str, str] | None,
+    torch_fallback: bool,
+    timeout_s: float,
+) -> GpuReport:
     env = os.environ if environ is None else environ
     nvml_result = _from_nvml(nvml, import_nvml, env)
     if isinstance(nvml_result, GpuReport):

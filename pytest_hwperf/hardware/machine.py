@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pytest_hwperf.hardware.cpu import CpuInfo, detect_cpu
 from pytest_hwperf.hardware.gpu import GpuReport, detect_gpus
 from pytest_hwperf.hardware.memory import MemoryInfo, detect_memory
+from pytest_hwperf.hardware.probing import quiet_probe
 from pytest_hwperf.hardware.threads import thread_settings
 from pytest_hwperf.hardware.versions import software_versions
 
@@ -69,10 +70,11 @@ def load_measured_libraries() -> dict[str, str]:
     status: dict[str, str] = {}
     for name in MEASURED_LIBRARIES:
         try:
-            if importlib.util.find_spec(name) is None:
-                status[name] = "not installed"
-                continue
-            importlib.import_module(name)
+            with quiet_probe():  # the user's warning filters are not for our probing
+                if importlib.util.find_spec(name) is None:
+                    status[name] = "not installed"
+                    continue
+                importlib.import_module(name)
         except Exception as exc:  # a broken install (missing .so, bad wheel) is a fact
             status[name] = f"import failed: {type(exc).__name__}: {exc}"
         else:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from pytest_hwperf.hardware.probing import quiet_probe
+
 __all__ = ["THREAD_ENV_PREFIXES", "thread_settings"]
 
 THREAD_ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_")
@@ -21,7 +23,9 @@ def _native_pools() -> list[dict[str, object]]:
     except ImportError:  # pragma: no cover - a declared dependency
         return []
     pools: list[dict[str, object]] = []
-    for info in threadpool_info():
+    with quiet_probe():
+        found = threadpool_info()
+    for info in found:
         pools.append(
             {
                 "user_api": info.get("user_api"),

@@ -7,12 +7,15 @@ import sys
 from functools import lru_cache
 from importlib import metadata
 
+from pytest_hwperf.hardware.probing import quiet_probe
+
 __all__ = ["software_versions"]
 
 
 def _version(dist: str) -> str | None:
     try:
-        return metadata.version(dist)
+        with quiet_probe():
+            return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
 

@@ -192,6 +192,12 @@ class GpuUtilizationSampler(WindowContext):
         self.note = f"GPU utilization of {self.device} not sampled: {why}"
 
     def _read(self, window_s: float) -> None:
+        from pytest_hwperf.hardware.probing import quiet_probe
+
+        with quiet_probe():  # the user's warning filters are not for our probing
+            self._read_quietly(window_s)
+
+    def _read_quietly(self, window_s: float) -> None:
         if self._nvml is None:
             try:
                 self._nvml = self._import_nvml()

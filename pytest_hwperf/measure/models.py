@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pytest_hwperf.records.types import ModelRecord
 
-__all__ = ["ModelError", "PreparedModel", "is_torch_module", "prepare_model"]
+__all__ = [
+    "ModelError",
+    "PreparedModel",
+    "in_same_torch_mode",
+    "is_torch_module",
+    "prepare_model",
+]
+
+T = TypeVar("T")
 
 
 class ModelError(ValueError):
@@ -124,3 +132,25 @@ def prepare_model(model: object, device: str, dtype: object = None) -> PreparedM
         parameter_bytes=None,
         inference_mode=None,
     )
+
+
+def in_same_torch_mode(target: Callable[[], T]) -> Callable[[], T]:
+    """`target`, called later (to profile it) in the autograd mode it was measured in.
+
+    A test that measures inside `with torch.inference_mode():` has left that block by
+    the time its failure is profiled; without the same mode, the target's inference
+    tensors would meet autograd and raise.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return target
+    inference = bool(torch.is_inference_mode_enabled())
+    grad = bool(torch.is_grad_enabled())
+    if not inference and grad:
+        return target  # torch's defaults: nothing to restore, nothing to add to a profile
+
+    def again() -> T:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return target()
+
+    return again

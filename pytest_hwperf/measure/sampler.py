@@ -15,7 +15,8 @@
    its verdict; sampling ends when every budget is decided, when one has failed, or at
    the time limit, where what is still undecided is "inconclusive".
 
-The clock is injectable so that all of this is tested without real time.
+The clock is injectable so that all of this is tested without real time. A call that
+does not return within `SamplingPolicy.call_timeout_s` is ended by `measure/deadline.py`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from pytest_hwperf.judge.compliance import Budget, BudgetVerdict, Outcome, judge, settle
+from pytest_hwperf.measure.deadline import call_limit, end_process
 from pytest_hwperf.measure.device import DeviceSync
 from pytest_hwperf.measure.result import Measurement
 
@@ -57,6 +59,8 @@ class SamplingPolicy:
     first_look: int = 8
     min_warmup_calls: int = 2
     max_warmup_calls: int = 100_000
+    # A hard limit on one call (warm-up or sample) in seconds; None: no limit.
+    call_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,18 +130,42 @@ def measure(
     policy: SamplingPolicy = SamplingPolicy(),
     sync: DeviceSync = DeviceSync("cpu", "none", None),  # noqa: B008 - frozen
     clock: Callable[[], int] = time.perf_counter_ns,
+    on_hang: Callable[[str], object] = end_process,
 ) -> tuple[T, Measurement]:
     """Measure `target` (called with no arguments) and judge `budgets`.
 
-    Returns the target's last result and the measurement.
+    Returns the target's last result and the measurement. A call that does not return
+    within `policy.call_timeout_s` raises `measure.deadline.CallTimeout` where it can be
+    interrupted (the main thread, POSIX); elsewhere `on_hang` gets the one-line message
+    (by default the process ends, see measure/deadline.py).
     """
+    warm: list[int] = []
+    samples: list[int] = []  # both grow as calls return: the call limit's progress
+    with call_limit(
+        policy.call_timeout_s,
+        lambda: len(warm) + len(samples),
+        on_hang=on_hang,
+        describe=f"{name!r} on {sync.device}: a call",
+    ):
+        return _measure(target, name, budgets, policy, sync, clock, warm, samples)
+
+
+def _measure(
+    target: Callable[[], T],
+    name: str,
+    budgets: Sequence[Budget],
+    policy: SamplingPolicy,
+    sync: DeviceSync,
+    clock: Callable[[], int],
+    warm: list[int],
+    samples_list: list[int],
+) -> tuple[T, Measurement]:
     budgets = tuple(dict.fromkeys(budgets))  # a budget given twice is judged once
     synchronize = sync.synchronize
     gc_was_enabled = gc.isenabled()
     gc.collect()
 
     # Warm-up: at least `min_warmup_calls`, for at least `warmup_s`.
-    warm: list[int] = []
     warmup_ns = int(policy.warmup_s * 1e9)
     if synchronize is not None:
         synchronize()
@@ -164,7 +192,7 @@ def measure(
     sampling_start = clock()
     try:
         result, samples, stop_reason, decided, looks_taken = _sample(
-            target, synchronize, clock, budgets, policy, plan, result
+            target, synchronize, clock, budgets, policy, plan, result, samples_list
         )
     finally:
         if gc_was_enabled:
@@ -227,9 +255,9 @@ def _sample(
     policy: SamplingPolicy,
     plan: Plan,
     result: T,
+    samples: list[int],
 ) -> tuple[T, np.ndarray, str, dict[Budget, BudgetVerdict], int]:
     block = plan.block_size
-    samples: list[int] = []
     append = samples.append
     decided: dict[Budget, BudgetVerdict] = {}
     looks = list(plan.looks)

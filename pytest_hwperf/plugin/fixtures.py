@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import warnings
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import pytest
 
-from pytest_hwperf.hardware.context import HardwareContext
+from pytest_hwperf.hardware.context import HardwareContext, HardwareInfo
+from pytest_hwperf.hardware.probing import quiet_probe
 from pytest_hwperf.measure.window import opened
 from pytest_hwperf.plugin.markers import SPEC_KEY, TestSpec
 from pytest_hwperf.plugin.options import SETTINGS_KEY, Settings
@@ -19,11 +21,7 @@ from pytest_hwperf.warnings import HwperfOversubscriptionWarning
 from pytest_hwperf.workers.config import WorkerConfig, applied_threads
 
 if TYPE_CHECKING:
-    from pytest_hwperf.hardware.cpu import CpuInfo
-    from pytest_hwperf.hardware.fingerprint import Fingerprint
     from pytest_hwperf.hardware.gpu import GpuReport
-    from pytest_hwperf.hardware.machine import Machine
-    from pytest_hwperf.hardware.memory import MemoryInfo
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
     from pytest_hwperf.measure.models import PreparedModel
     from pytest_hwperf.measure.observe import ThreadObservation, ThreadSampler
@@ -123,7 +121,11 @@ class Hwperf:
         gpus: Callable[[], GpuReport | None] = lambda: None,
         targets: dict[str, tuple[Callable[[], object], DeviceSync]] | None = None,
         suspect: Callable[[str, str, float], bool] | None = None,
+        on_hang: Callable[[str], object] | None = None,
     ) -> None:
+        # What a call past --hwperf-call-timeout that cannot be interrupted (off the main
+        # thread, no SIGALRM) does; None: measure/deadline.py's default (end the process).
+        self._on_hang = on_hang
         # suspect(name, device, fastest call in ms): would the regression gate fail it?
         # Then the target is measured again (--hwperf-confirm) before the verdict.
         self._suspect = suspect
@@ -160,7 +162,13 @@ class Hwperf:
         from pytest_hwperf.measure import SamplingPolicy
 
         s = self._settings
-        return SamplingPolicy(max_time_s=s.max_time_s, warmup_s=s.warmup_s, alpha=s.alpha, gc=s.gc)
+        return SamplingPolicy(
+            max_time_s=s.max_time_s,
+            warmup_s=s.warmup_s,
+            alpha=s.alpha,
+            gc=s.gc,
+            call_timeout_s=s.call_limit_s,
+        )
 
     def thread_observer(self, *, workers_only: bool = False) -> ObservedThreads | None:
         """The window that counts the busy threads of this process and its children while
@@ -179,9 +187,10 @@ class Hwperf:
 
     def _windows(self, device: str) -> list[Window]:
         """What watches a measurement on `device` (measure/window.py), outermost first."""
-        from pytest_hwperf.measure.gpu_util import utilization_sampler
-        from pytest_hwperf.measure.memory import MemoryTracker
-        from pytest_hwperf.measure.reference import ReferenceGauge
+        with quiet_probe():  # the user's warning filters are not for our imports
+            from pytest_hwperf.measure.gpu_util import utilization_sampler
+            from pytest_hwperf.measure.memory import MemoryTracker
+            from pytest_hwperf.measure.reference import ReferenceGauge
 
         windows: list[Window] = []
         # The CPU's speed around a CPU measurement (a GPU's work does not follow it),
@@ -240,7 +249,8 @@ class Hwperf:
     ) -> T:
         if not callable(fn):
             pytest.fail(f"hwperf(): the first argument must be callable, got {fn!r}", pytrace=False)
-        from pytest_hwperf.measure import DeviceError, device_sync
+        with quiet_probe():  # numpy's optional imports meet a legacy finder's ImportWarning
+            from pytest_hwperf.measure import DeviceError, device_sync, measure  # noqa: F401
 
         label = self._name_for(fn, name)
         problem: str | None = None
@@ -256,25 +266,14 @@ class Hwperf:
             return fn(*args, **kwargs)
 
         if self.enabled:
-            from pytest_hwperf.hardware import thread_settings
-            from pytest_hwperf.measure import measure
+            from pytest_hwperf.measure.deadline import CallTimeout
 
-            windows = self._windows(sync.device)
-            with opened(windows):
-                result, measurement = measure(
-                    target,
-                    name=label,
-                    budgets=self._spec.budgets,
-                    policy=self._policy(),
-                    sync=sync,
-                    clock=self.clock,
-                )
-            for window in windows:  # here, so that a warning points at the test
-                window.apply(measurement)
-            measurement.threads = thread_settings()
-            self._confirm(target, measurement, sync)
-            if self._targets is not None:
-                self._targets[label] = (_in_same_torch_mode(target), sync)
+            try:
+                result, measurement = self._measure(target, label, sync)
+            except CallTimeout as exc:
+                problem = f"hwperf: {label!r} on {sync.device}: {exc} (--hwperf-call-timeout)"
+            if problem is not None:  # one line: the hung call, its device and the limit
+                pytest.fail(problem, pytrace=False)
         else:
             result, measurement = self._call_once(target, label, sync)
         prepared = _prepared(fn)
@@ -283,6 +282,35 @@ class Hwperf:
         self.results[label] = measurement
         self._sink.append(measurement)
         return result
+
+    def _measure(
+        self, target: Callable[[], T], label: str, sync: DeviceSync
+    ) -> tuple[T, Measurement]:
+        """Under --hwperf: warm up, sample and judge, with the windows open around it."""
+        from pytest_hwperf.hardware import thread_settings
+        from pytest_hwperf.measure import measure
+
+        windows = self._windows(sync.device)
+        with opened(windows):
+            result, measurement = measure(
+                target,
+                name=label,
+                budgets=self._spec.budgets,
+                policy=self._policy(),
+                sync=sync,
+                clock=self.clock,
+                **self._hang(),
+            )
+        for window in windows:  # here, so that a warning points at the test
+            window.apply(measurement)
+        measurement.threads = thread_settings()
+        self._confirm(target, measurement, sync)
+        if self._targets is not None:
+            self._targets[label] = (_in_same_torch_mode(target), sync)
+        return result, measurement
+
+    def _hang(self) -> dict[str, Callable[[str], object]]:
+        return {} if self._on_hang is None else {"on_hang": self._on_hang}
 
     def _confirm(self, target: Callable[[], object], first: Measurement, sync: DeviceSync) -> None:
         """Measure a suspected regression, and a run being saved, in --hwperf-confirm more
@@ -314,6 +342,7 @@ class Hwperf:
                 policy=self._policy(),
                 sync=sync,
                 clock=self.clock,
+                **self._hang(),
             )
             first.rounds.append(again.round_record())
 
@@ -391,25 +420,10 @@ class ObservedThreads:
 
 
 def _in_same_torch_mode(target: Callable[[], T]) -> Callable[[], T]:
-    """`target`, called later (to profile it) in the autograd mode it was measured in.
+    """`target` to be called later (profiled) in the autograd mode it was measured in."""
+    from pytest_hwperf.measure.models import in_same_torch_mode
 
-    A test that measures inside `with torch.inference_mode():` has left that block by
-    the time its failure is profiled; without the same mode, the target's inference
-    tensors would meet autograd and raise.
-    """
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return target
-    inference = bool(torch.is_inference_mode_enabled())
-    grad = bool(torch.is_grad_enabled())
-    if not inference and grad:
-        return target  # torch's defaults: nothing to restore, nothing to add to a profile
-
-    def again() -> T:
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            return target()
-
-    return again
+    return in_same_torch_mode(target)
 
 
 @pytest.fixture
@@ -441,7 +455,25 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
             else None
         ),
         suspect=_suspect_for(request) if settings.enabled else None,
+        on_hang=_end_on_hang(request.config),
     )
+
+
+def _end_on_hang(config: pytest.Config) -> Callable[[str], object]:
+    """A call past --hwperf-call-timeout that cannot be interrupted: its line and every
+    thread's stack on the terminal (output capture suspended), then the process ends, as
+    pytest-timeout's thread method does."""
+
+    def on_hang(message: str) -> None:
+        from pytest_hwperf.measure.deadline import end_process
+
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            with contextlib.suppress(Exception):
+                capture.suspend_global_capture(in_=True)
+        end_process(f"hwperf: {message} (--hwperf-call-timeout)")
+
+    return on_hang
 
 
 def _suspect_for(request: pytest.FixtureRequest) -> Callable[[str, str, float], bool] | None:
@@ -540,42 +572,6 @@ def hwperf_model(request: pytest.FixtureRequest) -> Callable[..., PreparedModel]
 def hwinfo(pytestconfig: pytest.Config) -> HardwareInfo:
     """The detected hardware: `cpu`, `memory`, `gpus`, `usable_cores`, `fingerprint`."""
     return HardwareInfo(hardware_context(pytestconfig))
-
-
-class HardwareInfo:
-    """What the `hwinfo` fixture gives: the machine as this session detected it."""
-
-    def __init__(self, context: HardwareContext) -> None:
-        self._context = context
-
-    @property
-    def machine(self) -> Machine:
-        return self._context.machine
-
-    @property
-    def cpu(self) -> CpuInfo:
-        return self.machine.cpu
-
-    @property
-    def memory(self) -> MemoryInfo:
-        return self.machine.memory
-
-    @property
-    def gpus(self) -> GpuReport:
-        return self._context.gpus
-
-    @property
-    def usable_cores(self) -> int:
-        return self.machine.cpu.usable_cores
-
-    @property
-    def fingerprint(self) -> Fingerprint:
-        return self._context.fingerprint
-
-    def to_record(self) -> dict[str, object]:
-        record = self.machine.to_record()
-        record["fingerprint"] = self.fingerprint.to_record()
-        return record
 
 
 def declared_config(item: pytest.Item) -> WorkerConfig | None:

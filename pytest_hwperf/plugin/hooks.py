@@ -99,7 +99,10 @@ def _place_xdist_worker(config: pytest.Config) -> None:
         torch.set_num_threads(len(placement.cpus))
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=len(placement.cpus))
+    from pytest_hwperf.hardware.probing import quiet_probe
+
+    with quiet_probe():
+        threadpool_limits(limits=len(placement.cpus))
     config.stash[PLACEMENT_KEY] = placement
     config.stash[AFFINITY_KEY] = placement.cpus
 

@@ -44,9 +44,12 @@ def _torch() -> object | None:
     """torch when installed (imported so its thread count can be set), else None."""
     if "torch" in sys.modules:
         return sys.modules["torch"]
-    if importlib.util.find_spec("torch") is None:
-        return None
-    import torch
+    from pytest_hwperf.hardware.probing import quiet_probe
+
+    with quiet_probe():  # the user's warning filters are not for our probing
+        if importlib.util.find_spec("torch") is None:
+            return None
+        import torch
 
     return torch
 
@@ -54,6 +57,8 @@ def _torch() -> object | None:
 @contextmanager
 def applied_threads(threads: int) -> Iterator[None]:
     """Limit this process's thread pools to `threads` and restore them on exit."""
+    from pytest_hwperf.hardware.probing import quiet_probe
+
     saved_env = {name: os.environ.get(name) for name in THREAD_ENV}
     torch = _torch()
     saved_torch = torch.get_num_threads() if torch is not None else None  # type: ignore[attr-defined]
@@ -64,7 +69,9 @@ def applied_threads(threads: int) -> Iterator[None]:
             os.environ[name] = str(threads)
         if torch is not None:
             torch.set_num_threads(threads)  # type: ignore[attr-defined]
-        with threadpool_limits(limits=threads):
+        with quiet_probe():
+            limits = threadpool_limits(limits=threads)
+        with limits:
             yield
     finally:
         if torch is not None and saved_torch is not None:

@@ -86,6 +86,9 @@ class WorkerProcesses:
         """Start one worker per entry of ``cpu_sets`` (its pinned set, or None)."""
         self.tmpdir = tempfile.mkdtemp(prefix="hwperf-pool-")
         context = multiprocessing.get_context("spawn")
+        # Linux's parent-death signal follows the thread that starts a worker: used only
+        # when that thread is the main thread, which lives as long as the process.
+        death_signal = threading.current_thread() is threading.main_thread()
         for index, cpus in enumerate(cpu_sets):
             parent_end, child_end = context.Pipe(duplex=True)
             self.conns.append(parent_end)
@@ -100,6 +103,8 @@ class WorkerProcesses:
                     cpus,
                     env,
                     self._fault_path(index),
+                    os.getpid(),
+                    death_signal,
                 ),
                 name=f"hwperf-worker-{index}",
                 daemon=True,

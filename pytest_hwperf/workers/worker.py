@@ -5,10 +5,16 @@ environment from exec (:func:`worker_environment`); it then moves itself onto it
 set when pinned, limits the thread pools loaded so far, builds its model with the
 pickled factory, limits them again (the factory may have loaded torch or a BLAS),
 reports :class:`WorkerInfo` and serves requests until told to stop or its pipe closes.
-It ignores SIGINT (Ctrl-C is the parent's to handle), writes native crashes through
-``faulthandler`` to a file the parent reads, and leaves with ``os._exit`` after running
-its atexit handlers. This module imports only the standard library and the wire
-format, so a worker starts without loading what the parent's pool modules use.
+It dies with its parent, whatever kills the parent (SIGKILL included) and even while a
+request hangs: on Linux the kernel sends it SIGKILL when the parent goes (the
+parent-death signal, set first thing, when the pool was started on the parent's main
+thread: the signal follows the thread that started the worker, not the process), and
+everywhere a watcher thread ends it once the parent's process sentinel closes or, on
+POSIX, its parent pid changes (re-parented). It ignores SIGINT (Ctrl-C is the parent's
+to handle), writes native crashes through ``faulthandler`` to a file the parent reads,
+and leaves with ``os._exit`` after running its atexit handlers. This module imports only
+the standard library and the wire format, so a worker starts without loading what the
+parent's pool modules use.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from contextlib import suppress
@@ -30,7 +37,10 @@ from pytest_hwperf.workers.wire import ERROR, NO_REQUEST, OK, READY, REQUEST, RE
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-__all__ = ["WorkerInfo", "worker_environment", "worker_main"]
+__all__ = ["PARENT_POLL_S", "WorkerInfo", "worker_environment", "worker_main"]
+
+PARENT_POLL_S = 0.5  # how often the watcher thread looks at the parent pid
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _BINDING_VARS = ("OMP_PROC_BIND", "OMP_PLACES", "KMP_AFFINITY", "GOMP_CPU_AFFINITY")
@@ -72,8 +82,17 @@ def worker_main(
     cpus: tuple[int, ...] | None,
     env: dict[str, str | None],
     fault_path: str,
+    parent_pid: int | None = None,
+    death_signal: bool = False,
 ) -> NoReturn:
-    """A worker's life: limits and affinity first, then the model, then requests."""
+    """A worker's life: limits and affinity first, then the model, then requests.
+
+    ``parent_pid``: the pool's process, which the worker must not outlive (None: not
+    watched); ``death_signal``: whether the Linux parent-death signal may be used (the
+    pool was started on the parent's main thread).
+    """
+    if parent_pid is not None:
+        _die_with_parent(parent_pid, death_signal=death_signal)
     # The environment was set when this process was executed; set it again in case
     # something between exec and here changed it. Ctrl-C is the parent's to handle.
     for key, value in env.items():
@@ -127,6 +146,53 @@ def worker_main(
             conn.send_bytes(RESPONSE.pack(request_id, kind) + payload)
         except OSError:
             _quick_exit()
+
+
+def _die_with_parent(parent_pid: int, *, death_signal: bool) -> None:
+    """End this worker when the parent goes, even if the main thread is stuck in a request."""
+    if death_signal and sys.platform.startswith("linux"):
+        _set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before the signal was set
+        os._exit(1)
+    watcher = threading.Thread(
+        target=_watch_parent, args=(parent_pid,), name="hwperf-parent-watch", daemon=True
+    )
+    watcher.start()
+
+
+def _set_parent_death_signal() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process when the thread
+    that started it exits. Best effort: without it the watcher thread still acts."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl in this libc
+        pass
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Leave (exit code 1, no clean-up: the main thread may be stuck) once the parent is
+    gone: its process sentinel (a pipe the parent holds, or its process handle on
+    Windows) becomes ready, or on POSIX this process was re-parented."""
+    import multiprocessing
+    from multiprocessing import connection
+
+    parent = multiprocessing.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    while True:
+        if sentinel is not None:
+            try:
+                if connection.wait([sentinel], timeout=PARENT_POLL_S):
+                    break
+            except (OSError, ValueError):
+                sentinel = None
+        else:
+            threading.Event().wait(PARENT_POLL_S)
+        if os.name == "posix" and os.getppid() != parent_pid:
+            break
+    os._exit(1)
 
 
 def _quick_exit() -> NoReturn:
