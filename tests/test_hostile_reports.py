@@ -636,3 +636,20 @@ def test_written_files_follow_the_umask(
         baseline,
     ):
         assert oct(path.stat().st_mode & 0o777) == oct(mode), path
+
+
+def test_the_regression_line_writes_an_absurd_change_in_scientific_notation():
+    """Item 13: a baseline of 1 ms against a run of 1e308 ms is judged with a reason line
+    of normal length (the change is +1e+310%, not 310 digits)."""
+    from pytest_hwperf.judge.gate import SavedRun, compare_with_runs
+
+    found = compare_with_runs(
+        1e308,
+        [SavedRun(1.0), SavedRun(1.01), SavedRun(0.99)],
+        key="t::m@cpu",
+        threshold_pct=10.0,
+        alpha=0.01,
+    )
+    assert found.outcome == "regression"
+    assert len(found.reason) < 300, found.reason
+    assert "e+" in found.reason
