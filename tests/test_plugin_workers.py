@@ -34,22 +34,30 @@ def _file(pytester: pytest.Pytester) -> None:
 
 
 def test_declared_oversubscription_fails_with_the_numbers_and_source(pytester):
+    """Under --hwperf an oversubscribed config fails as a performance failure (`P`,
+    before it measures), with the numbers and where the core count came from; without
+    --hwperf it runs as a plain functional test (issue 14, item 4)."""
     _file(pytester)
-    result = pytester.runpytest("-rE")
-    result.assert_outcomes(passed=1, errors=1)
+    plain = pytester.runpytest()
+    plain.assert_outcomes(passed=2)
+    assert plain.ret == pytest.ExitCode.OK
+    result = pytester.runpytest("--hwperf", "-rf")
+    result.assert_outcomes(passed=1, failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     plural = "core" if CORES == 1 else "cores"
-    result.stdout.fnmatch_lines(
-        [f"*{CORES * 2} workers x 1 thread = {CORES * 2} > {CORES} usable {plural} ({SOURCE})*"]
+    line = (
+        f"hwperf: oversubscribed: {CORES * 2} workers x 1 thread = {CORES * 2} >"
+        f" {CORES} usable {plural} ({SOURCE})"
     )
+    result.stdout.fnmatch_lines(["test_*.py P.*", line, "PERF test_*.py::test_over*"])
     assert "Traceback" not in result.stdout.str()
 
 
 def test_oversubscription_off_and_warn(pytester):
     _file(pytester)
-    off = pytester.runpytest("--hwperf-oversubscription=off")
+    off = pytester.runpytest("--hwperf", "--hwperf-oversubscription=off")
     off.assert_outcomes(passed=2)
-    warn = pytester.runpytest("--hwperf-oversubscription=warn", "-W", "default")
+    warn = pytester.runpytest("--hwperf", "--hwperf-oversubscription=warn", "-W", "default")
     warn.assert_outcomes(passed=2)
     warn.stdout.fnmatch_lines(["*HwperfOversubscriptionWarning: *workers x 1 thread*usable*"])
 
@@ -58,6 +66,9 @@ def test_oversubscription_from_ini(pytester):
     _file(pytester)
     pytester.makeini("[pytest]\nhwperf_oversubscription = off\n")
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+TASKSET = ("taskset", "-c", "0")
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="needs the taskset binary")
@@ -72,9 +83,9 @@ def test_two_workers_fail_under_taskset_one_core(pytester):
             pass
         """
     )
-    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest("--hwperf").assert_outcomes(passed=1)
     proc = subprocess.run(
-        ["taskset", "-c", "0", sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rE"],
+        [*TASKSET, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hwperf"],
         cwd=pytester.path,
         capture_output=True,
         text=True,
@@ -92,9 +103,11 @@ def test_grid_parametrizes_and_each_oversubscribed_case_fails(pytester):
         """
     )
     counts = f"1,{CORES + 1}"
-    result = pytester.runpytest(f"--hwperf-workers={counts}", "--hwperf-threads=1", "-v")
+    result = pytester.runpytest(
+        "--hwperf", f"--hwperf-workers={counts}", "--hwperf-threads=1", "-v"
+    )
     result.stdout.fnmatch_lines(
-        ["*test_grid[[]1x1[]] PASSED*", f"*test_grid[[]{CORES + 1}x1[]] ERROR*"]
+        ["*test_grid[[]1x1[]] PASSED*", f"*test_grid[[]{CORES + 1}x1[]] PERF*"]
     )
 
 

@@ -32,6 +32,7 @@ from pytest_hwperf.plugin.fixtures import (
     worker_config,
 )
 from pytest_hwperf.plugin.markers import (
+    DECLARED_OVERSUBSCRIPTION_KEY,
     MARKER_ERROR_KEY,
     MARKERS,
     SPEC_KEY,
@@ -210,9 +211,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _oversubscription_gate(item: pytest.Item) -> None:
+    """Under --hwperf, a declared config above the usable cores fails its test as a
+    performance failure (`P`, before it measures), or warns; without --hwperf no test
+    fails for performance reasons, so the gate is not applied."""
     settings = item.config.stash[SETTINGS_KEY]
     config = declared_config(item)
-    if config is None or settings.oversubscription == "off":
+    if config is None or settings.oversubscription == "off" or not settings.enabled:
         return
     from pytest_hwperf.workers.gate import declared_gate
 
@@ -221,7 +225,8 @@ def _oversubscription_gate(item: pytest.Item) -> None:
     if found is None:
         return
     if settings.oversubscription == "fail":
-        pytest.fail(found.message, pytrace=False)
+        item.stash[DECLARED_OVERSUBSCRIPTION_KEY] = found.message
+        return
     warnings.warn(HwperfOversubscriptionWarning(found.message), stacklevel=2)
 
 
@@ -261,6 +266,11 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     error = item.stash.get(MARKER_ERROR_KEY, None)
     if error is not None:
         pytest.fail(error, pytrace=False)
+    oversubscribed = item.stash.get(DECLARED_OVERSUBSCRIPTION_KEY, None)
+    if oversubscribed is not None:
+        # Not run: measuring an oversubscribed config would time the contention. The
+        # session's report turns this into the performance failure (`P`).
+        pytest.fail(f"hwperf: oversubscribed: {oversubscribed}", pytrace=False)
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

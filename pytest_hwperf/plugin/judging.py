@@ -21,7 +21,7 @@ from pytest_hwperf.plugin.fixtures import (
     PROFILE_TARGETS_KEY,
     WORKER_CONFIG_KEY,
 )
-from pytest_hwperf.plugin.markers import SPEC_KEY, TestSpec
+from pytest_hwperf.plugin.markers import DECLARED_OVERSUBSCRIPTION_KEY, SPEC_KEY, TestSpec
 from pytest_hwperf.plugin.options import Settings
 from pytest_hwperf.records.codec import RecordError, from_json, to_json
 from pytest_hwperf.records.types import (
@@ -241,6 +241,14 @@ def judge_call(
         del item.stash[PROFILE_TARGETS_KEY]
     verdict = _profiled(verdict, settings, targets)
     reasons = [b.line for b in verdict.breaches]
+    declared = item.stash.get(DECLARED_OVERSUBSCRIPTION_KEY, None)
+    if declared is not None:
+        # The declared config oversubscribes the usable cores: the test was not run, and
+        # it fails on performance (`P`), not as an error of its own.
+        report.outcome = "failed"
+        report.longrepr = f"hwperf: oversubscribed: {declared}"
+        setattr(report, REPORT_ATTR, {"records": [], "breach": True, "unjudged": None})
+        return
     # PERF (the status letter) marks a test that passed and failed only its budgets;
     # a test that failed on its own keeps its failure, with the figures attached.
     perf_breach = bool(reasons) and report.passed

@@ -443,3 +443,9 @@ def read_spec(marks: Iterable[pytest.Mark]) -> TestSpec:
 SPEC_KEY: pytest.StashKey[TestSpec] = pytest.StashKey()
 MARKER_ERROR_KEY: pytest.StashKey[str] = pytest.StashKey()
 __all__ += ["MARKER_ERROR_KEY", "SPEC_KEY"]
+
+# Under --hwperf, from the `workers` marker or grid: a declared serving config above the
+# usable cores (the gate's line), set at setup; the test is not run, and fails as a
+# performance failure (status `P`).
+DECLARED_OVERSUBSCRIPTION_KEY: pytest.StashKey[str] = pytest.StashKey()
+__all__ += ["DECLARED_OVERSUBSCRIPTION_KEY"]
