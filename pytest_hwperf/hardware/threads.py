@@ -12,9 +12,15 @@ import sys
 
 from pytest_hwperf.hardware.probing import quiet_probe
 
-__all__ = ["THREAD_ENV_PREFIXES", "thread_settings"]
+__all__ = ["THREAD_ENV_PREFIXES", "thread_env", "thread_settings"]
 
 THREAD_ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_")
+
+# threadpoolctl sets KMP_DUPLICATE_LIB_OK=True when it is imported (so that two OpenMP
+# runtimes in one process do not abort): that is not the user's setting. Whether the
+# user had set it is read here, before anything of this package imports threadpoolctl.
+_SET_ON_IMPORT = {"KMP_DUPLICATE_LIB_OK": "True"}
+_USER_SET = frozenset(key for key in _SET_ON_IMPORT if key in os.environ)
 
 
 def _native_pools() -> list[dict[str, object]]:
@@ -45,9 +51,16 @@ def thread_settings() -> dict[str, object]:
         settings["torch_intra_op"] = int(torch.get_num_threads())
         settings["torch_inter_op"] = int(torch.get_num_interop_threads())
     settings["native_pools"] = _native_pools()
-    settings["env"] = {
+    settings["env"] = thread_env()
+    return settings
+
+
+def thread_env() -> dict[str, str]:
+    """The threading variables of the environment as the user set them: without those
+    a library set on its own import (threadpoolctl's `KMP_DUPLICATE_LIB_OK=True`)."""
+    return {
         key: value
         for key, value in sorted(os.environ.items())
         if key.startswith(THREAD_ENV_PREFIXES)
+        and (key in _USER_SET or _SET_ON_IMPORT.get(key) != value)
     }
-    return settings
