@@ -40,9 +40,10 @@ def _report_html(document: Document, path: Path, baseline_dir: Path | None) -> i
     read is a warning, the page is written without its trends."""
     from pytest_hwperf.report.html import read_history, render_html, write_html
 
-    history, history_error = read_history(document, baseline_dir)
-    if history_error:
-        print(f"hwperf report: warning: {visible(history_error)}", file=sys.stderr)
+    skipped: list[str] = []  # history rows that did not validate
+    history, history_error = read_history(document, baseline_dir, warnings=skipped)
+    for warning in [*skipped, *([history_error] if history_error else [])]:
+        print(f"hwperf report: warning: {visible(warning)}", file=sys.stderr)
     try:
         page = render_html(document, history=history, history_error=history_error)
     except Exception as exc:  # a value no chart foresaw: one line, not a traceback

@@ -214,37 +214,6 @@ def _write_json(out: Written, document: Document, path: Path | None) -> None:
         out.json = str(path)
 
 
-def _skipped_history_rows(document: Document, baseline_dir: Path) -> list[str]:
-    """One warning line (naming the file) per reading of the trends that skipped history
-    rows that do not validate: the same readings `read_history` makes, which skips those
-    rows silently. A history that cannot be read at all is read_history's note."""
-    from pytest_hwperf.report.html import HISTORY_RUNS
-    from pytest_hwperf.store import History, measurement_key
-
-    path = baseline_dir / "history.sqlite"
-    if not path.is_file():
-        return []
-    digest = document.environment.get("fingerprint")
-    default = digest.get("digest") if isinstance(digest, dict) else None
-    try:
-        history = History(path)
-        for key, own in {
-            measurement_key(r.test_id, r.name, r.device): (
-                r.fingerprint.digest if r.fingerprint is not None else None
-            )
-            for r in document.measurements
-        }.items():
-            fingerprint = own or default
-            history.trend(
-                key,
-                fingerprint=fingerprint if isinstance(fingerprint, str) else None,
-                limit=HISTORY_RUNS,
-            )
-    except (StoreError, OSError, sqlite3.Error, ValueError):
-        return []  # read_history said so already
-    return list(history.warnings)
-
-
 def _write_html(out: Written, document: Document, path: Path | None, baseline_dir: Path) -> None:
     if path is None:
         return
@@ -252,9 +221,7 @@ def _write_html(out: Written, document: Document, path: Path | None, baseline_di
 
     # Recorded above, so the trend ends with this run; a history that cannot be read
     # leaves the trends out with a note, it does not cost the report.
-    history, history_error = read_history(document, baseline_dir)
-    if history_error is None:
-        out.history_errors += _skipped_history_rows(document, baseline_dir)
+    history, history_error = read_history(document, baseline_dir, warnings=out.history_errors)
     try:
         write_html(path, render_html(document, history=history, history_error=history_error))
     except ReportError as exc:

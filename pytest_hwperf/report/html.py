@@ -186,14 +186,19 @@ def _pct_text(number: float | None) -> str:
 
 
 def read_history(
-    document: Document, baseline_dir: Path | None = None, *, limit: int = HISTORY_RUNS
+    document: Document,
+    baseline_dir: Path | None = None,
+    *,
+    limit: int = HISTORY_RUNS,
+    warnings: list[str] | None = None,
 ) -> tuple[dict[str, list[TrendRow]], str | None]:
     """The last `limit` runs of each measurement of `document` on its fingerprint, from
     `baseline_dir`/history.sqlite (default: the baseline folder the document records).
 
     Returns the rows by measurement key and None, or what it has and a one-line reason
     when the history cannot be read: the report is drawn either way. A missing file is
-    an empty history, not an error.
+    an empty history, not an error. Rows that did not validate are skipped; `warnings`,
+    when given, receives one line per reading that skipped some.
     """
     if baseline_dir is None:
         recorded = document.settings.get("baseline_dir")
@@ -219,6 +224,8 @@ def read_history(
             found[key] = [row for row in rows if row.key == key]
     except (StoreError, OSError, sqlite3.Error, ValueError) as exc:
         return found, f"run history not shown: {exc}"
+    if warnings is not None:
+        warnings.extend(history.warnings)
     return found, None
 
 
