@@ -9,8 +9,13 @@
    default calibrated mode.
 2. Plain suite: the cost of the installed plugin on a generated 2,000-test suite run
    without --hwperf, against the same run with `-p no:hwperf` (alternating runs, median).
+3. Fixed cost of --hwperf: one test measuring `time.sleep(0.001)` (a target that imports
+   nothing heavy, with torch installed), `pytest --hwperf` against plain `pytest`
+   (alternating runs, median wall time), the peak RSS of each, and whether torch ended
+   up imported (it must not: nothing the test did not use is imported).
 
-Usage: python benchmarks/overhead.py [--samples N] [--suite-runs N]
+Usage: python benchmarks/overhead.py [--samples N] [--suite-runs N] [--fixed-runs N]
+       [--only fixed]
 """
 
 from __future__ import annotations
@@ -191,11 +196,67 @@ def suite_cost(runs: int, tests: int = 2000) -> dict[str, float]:
     return result
 
 
+FIXED_TEST = textwrap.dedent(
+    """
+    import time
+
+    def test_sleep(hwperf):
+        hwperf(time.sleep, 0.001)
+    """
+)
+FIXED_CONFTEST = textwrap.dedent(
+    """
+    import json, resource, sys
+
+    def pytest_unconfigure(config):
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        with open("facts.json", "w") as f:
+            json.dump({"torch": "torch" in sys.modules, "peak_rss_mb": peak_mb}, f)
+    """
+)
+
+
+def fixed_cost(runs: int) -> dict[str, float | bool]:
+    """Wall time and peak RSS of one trivial perf test, with and without --hwperf."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "test_fixed.py").write_text(FIXED_TEST)
+        Path(tmp, "conftest.py").write_text(FIXED_CONFTEST)
+        Path(tmp, "pytest.ini").write_text("[pytest]\n")
+        base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        variants = {"plain": base, "--hwperf": [*base, "--hwperf", "--hwperf-max-time=0.5"]}
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        rss: dict[str, list[float]] = {k: [] for k in variants}
+        torch_loaded = False
+        for _ in range(runs):
+            for name, cmd in variants.items():
+                t0 = time.perf_counter()
+                subprocess.run(cmd, check=True, cwd=tmp, stdout=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - t0)
+                facts = json.loads(Path(tmp, "facts.json").read_text())
+                rss[name].append(facts["peak_rss_mb"])
+                torch_loaded = torch_loaded or bool(facts["torch"])
+    result: dict[str, float | bool] = {}
+    for name in variants:
+        result[f"{name} median s"] = statistics.median(times[name])
+        result[f"{name} peak RSS MB"] = statistics.median(rss[name])
+    result["added s (median)"] = result["--hwperf median s"] - result["plain median s"]
+    result["torch imported"] = torch_loaded
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--suite-runs", type=int, default=7)
+    parser.add_argument("--fixed-runs", type=int, default=7)
+    parser.add_argument("--only", choices=("fixed",), default=None)
     args = parser.parse_args()
+
+    print(f"# --hwperf's fixed cost: one test of time.sleep(0.001) ({args.fixed_runs} runs)")
+    for key, value in fixed_cost(args.fixed_runs).items():
+        print(f"{key:32} {value!s:>8}" if isinstance(value, bool) else f"{key:32} {value:8.3f}")
+    if args.only == "fixed":
+        return 0
 
     print(f"# per-sample overhead ({args.samples} samples, best of 5 for hwperf)")
     print(f"{'runner':38} {'added ns/sample':>16} {'calls/sample':>13} {'added ns/call':>14}")

@@ -41,6 +41,7 @@ __all__ = [
     "parse_devices",
     "parse_path",
     "parse_percent",
+    "parse_ref",
     "parse_rounds",
     "parse_seconds",
 ]
@@ -160,6 +161,14 @@ def parse_counts(raw: str) -> tuple[int, ...]:
     if not values:
         raise ValueError("expected a comma-separated list of positive integers such as 1,2,4")
     return tuple(values)
+
+
+def parse_ref(raw: str) -> str:
+    """A git ref or a directory for `--hwperf-against` (resolved by the plugin)."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("expected a git ref (branch, tag, commit) or a directory")
+    return value
 
 
 def parse_rounds(raw: str) -> int:
@@ -334,6 +343,15 @@ class Settings:
         False,
         parse_bool,
         "Fail a test that got significantly faster than its baseline, to force a refresh",
+    )
+    against: str | None = _option(  # None: compare with the saved baseline
+        "--hwperf-against",
+        None,
+        parse_ref,
+        "Same-run A/B: measure each perf test as of REF (a git ref, or the directory of"
+        " another checkout) and as of the working tree, in alternating rounds on this"
+        " machine, and gate on the paired difference instead of the saved baseline",
+        "REF",
     )
     devices: tuple[str, ...] | None = _option(  # None: every device present
         "--hwperf-devices",

@@ -336,7 +336,9 @@ def test_baseline_accept_makes_the_slow_run_the_baseline(project, pytester, monk
     result = run_plugin(pytester, "--hwperf-json=after.json")
     result.assert_outcomes(passed=2)
     for comparison in comparisons_of(project / "after.json").values():
-        assert comparison["outcome"] == "unchanged"
+        # One saved run: no regression, whether the interval was narrow enough to
+        # show the change within the threshold or not.
+        assert comparison["outcome"] in ("unchanged", "not significant")
         assert comparison["baseline_runs"] == 1
 
 

@@ -4,6 +4,7 @@ and its rendering of machines built by hand (GPUs, warnings, errors)."""
 from __future__ import annotations
 
 import json
+import platform
 import re
 import shutil
 import subprocess
@@ -110,7 +111,8 @@ def test_json_carries_the_fingerprint_and_recommendations(info_json):
     found = info_json["fingerprint"]
     assert re.fullmatch(r"[0-9a-f]{12}", found["digest"])
     assert found["label"]
-    assert set(found) == {"digest", "label", "hashed", "volatile"}
+    assert set(found) == {"digest", "label", "hashed", "versions", "volatile"}
+    assert found["versions"]["python"] == platform.python_version()
     assert found["hashed"]["cpu"]["usable_cores"] == info_json["cpu"]["usable_cores"]
     assert found["volatile"]["hostname"] == info_json["hostname"]
     cores = info_json["cpu"]["usable_cores"]
@@ -230,7 +232,8 @@ def test_rendering_with_gpus(fake_detection, capsys):
     assert "no GPU" not in out
     assert "usable:    3 (CPU quota 3 cores" in out
     assert "cgroup limit: 8.0 GiB (cgroup v2 memory.max at /sys/fs/cgroup/job)" in out
-    assert "1x NVIDIA H100 80GB HBM3 80 GB, driver 550, CUDA 12.4" in out
+    assert "1x NVIDIA H100 80GB HBM3 80 GB" in out  # the label: hardware only
+    assert "driver 550, CUDA 12.4" not in out
     assert "3 workers x 1 thread" in out
     assert "1 worker x 3 threads" in out
 

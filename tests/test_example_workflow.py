@@ -87,9 +87,13 @@ def test_the_workflow_has_a_cpu_and_a_gpu_job_on_the_expected_runners():
     triggers = workflow.get("on", workflow.get(True))
     assert {"push", "pull_request", "workflow_dispatch"} <= set(triggers)
     jobs = workflow["jobs"]
-    assert set(jobs) == {"cpu", "gpu"}
+    assert set(jobs) == {"cpu", "gpu", "ab"}
     assert jobs["cpu"]["runs-on"] == "ubuntu-latest"
     assert jobs["gpu"]["runs-on"] == ["self-hosted", "linux", "gpu"]
+    # Same-run A/B on pull requests: the base branch's history is fetched to check it out.
+    assert jobs["ab"]["if"] == "github.event_name == 'pull_request'"
+    assert _steps("ab")[0]["with"]["fetch-depth"] == 0
+    assert "--hwperf-against=origin/${{ github.base_ref }}" in " ".join(_gate("ab"))
     for job in jobs:
         setups = [
             step

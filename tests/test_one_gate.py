@@ -215,6 +215,7 @@ def test_the_json_result_writes_every_field_null_included(
         "regression": 0,
         "improvement": 0,
         "unchanged": 0,
+        "not_significant": 0,
         "no_baseline": 1,
         "not_compared": 1,
     }

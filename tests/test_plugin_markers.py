@@ -316,5 +316,5 @@ def test_class_and_function_markers(pytester: pytest.Pytester):
     assert set(breached) == {50, 95}
     assert breached[50]["outcome"] == "fail"
     result.stdout.fnmatch_lines(
-        ["hwperf: 'twenty_ms' on cpu: p50 * breaches budget 5.00 ms (*calls over budget)"]
+        ["hwperf: 'twenty_ms' on cpu: p50 * breaches budget 5.00 ms *calls over budget)"]
     )

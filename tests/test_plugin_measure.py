@@ -49,8 +49,8 @@ def test_fast(hwperf):
 
 REASON_RE = (
     r"hwperf: 'slow' on cpu: p95 (?P<value>[\d.]+) ms \(>= (?P<bound>[\d.]+) ms at"
-    r" [\d.]+% confidence\) breaches budget 5\.00 ms \((?P<over>\d+)/(?P<n>\d+) calls over"
-    r" budget\)$"
+    r" [\d.]+% confidence\) breaches budget 5\.00 ms in all 6 rounds \(best round \d:"
+    r" (?P<over>\d+)/(?P<n>\d+) calls over budget\)$"
 )
 
 
@@ -84,7 +84,8 @@ def test_breach_fails_only_its_test_with_a_one_line_reason(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["test_accept.py .P. *"])
     result.stdout.fnmatch_lines(["PERF test_accept.py::test_slow - hwperf: 'slow' on cpu: *"])
 
-    # The failure is one line: statistic, value and bound, budget, n and device.
+    # The failure is one line: statistic, value and bound, budget, the rounds it breached
+    # in (confirmed in --hwperf-confirm's 5 more), n and device.
     (reason,) = [line for line in result.outlines if line.startswith("hwperf: 'slow' on cpu:")]
     match = re.match(REASON_RE, reason)
     assert match is not None, reason
@@ -326,7 +327,7 @@ def test_throughput_budgets_pass_and_fail(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(
         [
             "hwperf: 'twenty_ms' on cpu: throughput * (<= * at *% confidence) breaches"
-            " budget 1,000/s (n=*)"
+            " budget 1,000/s in all 6 rounds (best round *: n=*)"
         ]
     )
     records = records_by_name(pytester.path / "out.json")

@@ -99,6 +99,7 @@ def test_the_option_table_is_what_these_tests_cover():
         "confirm",
         "reference",
         "fail_on_improvement",
+        "against",  # its runs: tests/test_ab.py
         "devices",
         "oversubscription",
         "workers",
@@ -426,6 +427,7 @@ BAD_VALUES = [
     ("confirm", "21"),
     ("html", "   "),
     ("profile", "yappi"),
+    ("against", "   "),
 ]
 
 

@@ -336,6 +336,10 @@ def test_throughput_one_sample_has_no_finite_bound():
 
 # --- to_record -------------------------------------------------------------------------
 
+# Where a verdict of several confirmation rounds came from (judge/rounds.py); a verdict
+# of one round carries them too: 1, null, null, null, false.
+ROUND_KEYS = ("rounds", "best_round", "breached_rounds", "first_outcome", "cleared")
+
 
 def test_latency_to_record():
     samples = latency_samples(1000, 25)
@@ -354,6 +358,7 @@ def test_latency_to_record():
         "alpha",
         "p_value",
         "reason",
+        *ROUND_KEYS,
     }
     assert rec["kind"] == "latency"
     assert rec["outcome"] == "fail"
@@ -363,6 +368,7 @@ def test_latency_to_record():
     assert rec["n"] == 1000
     assert rec["alpha"] == 0.01
     assert rec["reason"] == v.reason()
+    assert (rec["rounds"], rec["best_round"], rec["cleared"]) == (1, None, False)
     json.dumps(rec, allow_nan=False)  # the report writer refuses NaN/inf
 
 
@@ -381,6 +387,7 @@ def test_throughput_to_record():
         "alpha",
         "p_value",
         "reason",
+        *ROUND_KEYS,
     }
     assert rec["kind"] == "throughput"
     assert rec["outcome"] == "pass"

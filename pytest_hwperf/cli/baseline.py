@@ -17,14 +17,13 @@ from pytest_hwperf.cli._common import (
     _count,
     _fail,
     _fingerprint_of,
-    _gate_ms,
     _InputError,
     _load_report,
     _table,
 )
 from pytest_hwperf.records.types import FingerprintRecord
 from pytest_hwperf.report.terminal import ms_text
-from pytest_hwperf.store import BaselineStore, RunSummary, gate_runs
+from pytest_hwperf.store import BaselineStore, RunSummary, gate_runs, run_of_record
 
 if TYPE_CHECKING:
     from pytest_hwperf.cli._common import _Commands
@@ -125,14 +124,7 @@ def _baseline_accept(args: argparse.Namespace) -> int:
             if fingerprint is None:
                 raise _InputError(f"{path}: {record.key} carries no fingerprint")
             try:
-                run = RunSummary.from_samples(
-                    run_id,
-                    created,
-                    None,
-                    record.samples_ns,
-                    record.timing.block_size,
-                    min_ms=_gate_ms(record),
-                )
+                run = run_of_record(record, run_id, created, None)
             except (ValueError, TypeError) as exc:
                 raise _InputError(f"{path}: {record.key}: {exc}") from None
             by_fingerprint.setdefault(fingerprint.digest, (fingerprint, {}))[1][record.key] = run

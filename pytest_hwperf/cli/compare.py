@@ -84,6 +84,7 @@ class CompareSummary:
     unchanged: int
     no_baseline: int
     not_compared: int
+    not_significant: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class _Saved:
 
     digest: str | None
     runs: tuple[SavedRun, ...] = ()
+    hashed: Mapping[str, object] | None = None  # a baseline file's fingerprint facts
 
 
 @dataclass(frozen=True)
@@ -145,14 +147,17 @@ class _Base:
     digest: str | None
     label: str | None
     entries: Mapping[str, _Saved] = field(default_factory=dict)
+    hashed: Mapping[str, object] | None = None
 
     def lookup(self, key: str) -> _Saved:
-        return self.entries.get(key, _Saved(self.digest))
+        return self.entries.get(key, _Saved(self.digest, (), self.hashed))
 
 
 def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
     """A baseline file, read through the store (its checks and messages)."""
     from pytest_hwperf.judge.gate import SavedRun
+    from pytest_hwperf.judge.tail import SavedTail
+    from pytest_hwperf.store.matching import with_versions
 
     if path.parent.name == "baselines":
         try:
@@ -188,26 +193,51 @@ def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
     if baseline is None:
         raise _InputError(f"cannot read {path}: it is gone")
     digest = baseline.fingerprint.digest
+    hashed = baseline.fingerprint.hashed
     entries: dict[str, _Saved] = {}
     for key, runs in baseline.measurements.items():
-        usable = gate_runs(runs)  # as the plugin compares them
+        # As the plugin compares them (runs saved without versions get the old
+        # fingerprint's).
+        usable = gate_runs([with_versions(run, hashed) for run in runs])
         entries[key] = _Saved(
             digest,
-            tuple(SavedRun(value, run.reference_ms, run.reference_kind) for run, value in usable),
+            tuple(
+                SavedRun(
+                    value,
+                    run.reference_ms,
+                    run.reference_kind,
+                    run.versions,
+                    run.round_min_ms,
+                    SavedTail(run.p95_ms, run.round_p95_ms),
+                )
+                for run, value in usable
+            ),
+            hashed,
         )
-    return _Base(path, "baseline file", digest, baseline.fingerprint.label, entries)
+    return _Base(path, "baseline file", digest, baseline.fingerprint.label, entries, hashed)
 
 
 def _base_from_report(path: Path) -> _Base:
     """A JSON report as a baseline: each measurement's one run, its fastest call."""
     from pytest_hwperf.judge.gate import SavedRun
+    from pytest_hwperf.judge.tail import SavedTail
 
     report = _load_report(path)
     entries: dict[str, _Saved] = {}
     for record in report.measured:
         fastest_ms = _gate_ms(record)
         fingerprint = _fingerprint_of(record, report)
-        run = SavedRun(fastest_ms, _number(record.reference_ms), record.reference_kind)
+        run = SavedRun(
+            fastest_ms,
+            _number(record.reference_ms),
+            record.reference_kind,
+            {} if fingerprint is None else fingerprint.versions,
+            tuple(r.min_ms for r in record.rounds if r.min_ms),
+            SavedTail(
+                record.stats.p95_ms if record.timing.block_size == 1 else None,
+                tuple(r.p95_ms for r in record.rounds if r.p95_ms),
+            ),
+        )
         entries[record.key] = _Saved(
             None if fingerprint is None else fingerprint.digest,
             (run,) if fastest_ms > 0 else (),
@@ -301,6 +331,8 @@ def compare_files(
     """
     from pytest_hwperf.judge.gate import compare_with_runs
     from pytest_hwperf.judge.regression import NO_BASELINE, REGRESSION
+    from pytest_hwperf.judge.verdict import tails_of
+    from pytest_hwperf.store.matching import migrates_to
 
     base = _load_base(base_path)
     report = _load_report(new_path)
@@ -344,7 +376,16 @@ def compare_files(
         if fastest_ms <= 0:
             comparisons.append(entry)
             continue
-        same = digest is not None and digest == saved.digest
+        # The same fingerprint, or a baseline file saved under an older fingerprint
+        # version on this hardware (store/matching.py: the plugin migrates it too).
+        same = digest is not None and (
+            digest == saved.digest
+            or (
+                fingerprint is not None
+                and saved.hashed is not None
+                and migrates_to(fingerprint.hashed, saved.hashed)
+            )
+        )
         try:
             found = compare_with_runs(
                 fastest_ms,
@@ -356,6 +397,9 @@ def compare_files(
                 reference_ms=_number(record.reference_ms),
                 reference_kind=record.reference_kind,
                 fingerprint=digest,
+                versions=None if fingerprint is None else fingerprint.versions,
+                current_rounds=[r.min_ms for r in record.rounds if r.min_ms],
+                current_p95_ms=tails_of(record),
             )
         except ValueError as exc:
             raise _InputError(f"{base.path}: cannot compare {key}: {exc}") from None
@@ -380,6 +424,7 @@ def compare_files(
             regression=outcomes.count(REGRESSION),
             improvement=outcomes.count("improvement"),
             unchanged=outcomes.count("unchanged"),
+            not_significant=outcomes.count("not significant"),
             no_baseline=outcomes.count(NO_BASELINE),
             not_compared=outcomes.count("not compared"),
         ),
@@ -438,7 +483,9 @@ def _compare_lines(result: CompareResult) -> list[str]:
     s = result.summary
     lines.append(
         f"{s.measurements} measured: {s.regression} regressed, {s.improvement} improved,"
-        f" {s.unchanged} unchanged, {s.no_baseline} without a baseline"
+        f" {s.unchanged} unchanged,"
+        + (f" {s.not_significant} not significant," if s.not_significant else "")
+        + f" {s.no_baseline} without a baseline"
         + (f", {s.not_compared} not compared" if s.not_compared else "")
     )
     return lines

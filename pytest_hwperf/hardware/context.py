@@ -1,8 +1,9 @@
 """The machine as one pytest session sees it: detected once, on first need.
 
 GPU detection can cost seconds (a torch probe in a child process where NVML is
-missing), full detection reads psutil and cgroup files, and the fingerprint imports the
-measured libraries first; none of it runs unless a test, the header or a report asks.
+missing, unless the installed torch is a CPU build) and full detection reads psutil and
+cgroup files; none of it runs unless a test, the header or a report asks, and none of
+it imports a library the tests did not.
 The affinity set is read before the conftests load (their imports of torch can pin the
 main thread through OpenMP), and handed in.
 """
@@ -42,13 +43,12 @@ class HardwareContext:
 
     @cached_property
     def fingerprint(self) -> Fingerprint:
-        """The fingerprint, taken with numpy and torch (when installed) imported, so that it
-        does not depend on what the tests happened to import first."""
+        """The fingerprint: the hardware class, and the versions read from package
+        metadata. Nothing is imported for it (a session that never used torch does not
+        pay for importing it), and it does not depend on what the tests imported."""
         from pytest_hwperf.hardware.fingerprint import fingerprint
-        from pytest_hwperf.hardware.machine import detect_machine, load_measured_libraries
 
-        load_measured_libraries()
-        return fingerprint(detect_machine(affinity=self.affinity, gpus=self.gpus))
+        return fingerprint(self.machine)
 
     def present_devices(self) -> list[str]:
         from pytest_hwperf.hardware.devices import present_devices

@@ -1,10 +1,14 @@
 """The fingerprint that keys baselines: a hash of the hardware class, and a readable label.
 
-Two runs may share a baseline when their numbers are comparable, so the hash holds what
-changes performance and nothing that differs between identical runners. What went into
-the hash is kept in ``Fingerprint.hashed`` (so a changed digest can be explained by
-diffing two of them); facts that churn are kept in ``Fingerprint.volatile``, recorded
-beside the digest but never hashed.
+Two runs share a baseline when they ran on the same class of hardware, so the hash holds
+what the machine is and nothing that differs between identical runners, and no software:
+a pull request that upgrades torch must be compared with the runs saved before it (that
+is when a model is most likely to slow down), not start from "no baseline". The
+software a measurement depends on is recorded beside it instead (``versions``): each
+saved run keeps the versions it ran with, and a comparison across a change names it
+(``torch 2.13 -> 2.14``). What went into the hash is kept in ``Fingerprint.hashed`` (so
+a changed digest can be explained by diffing two of them); facts that churn are kept in
+``Fingerprint.volatile``, recorded beside the digest but never hashed.
 
 Hashed, and why:
 
@@ -17,22 +21,25 @@ Hashed, and why:
   power of two GiB *on a log scale*, so 15.6 and 16.2 GiB are both 16. The class edges
   then sit at 2^k * sqrt(2) (11.3, 22.6, 45.3, 90.5 GiB ...), away from the sizes
   machines are sold in (12, 24, 48, 96 GiB), whose kernel-reserved totals wobble.
-- Visible GPUs in CUDA order: model name, memory rounded to whole GiB, MIG mode; their
-  count; the driver's major version and the CUDA version it supports (only with a
-  visible GPU: a CPU run does not depend on them). UUIDs identify one card, not a
-  class, so they are volatile.
-- Thread pools: torch intra-/inter-op threads when torch is loaded, and each native pool
-  threadpoolctl sees as (internal API, thread count), deduplicated so that two copies
-  of OpenBLAS count once. They depend on what the process has imported, so compute the
-  fingerprint at the same point of every run.
-- Python implementation and major.minor, the platform, torch and numpy major.minor,
-  and torch's build tag ("cpu", "cu124"): a CPU-only and a CUDA build run different
-  code. Patch versions are volatile: they fix bugs, not kernels, and churn.
-- ``fingerprint_version``: changing what is hashed must change every digest.
+- Visible GPUs in CUDA order: model name, memory rounded to whole GiB, MIG mode, and
+  their count. UUIDs identify one card, not a class, so they are volatile.
+- The operating system and the processor architecture (``sys.platform``,
+  ``platform.machine()``): a different kernel and ABI, not a different version.
+- ``fingerprint_version``: changing what is hashed must change every digest. Version 1
+  also hashed the thread pools and the major.minor of Python, torch and numpy, so it
+  needed torch imported to be computed (seconds, and ~200 MB in a session that never
+  used torch); its baselines are still found (``store.baselines`` migrates them by
+  their hardware part).
 
-Volatile (never hashed): host name, GPU UUIDs and full driver version, host logical and
-physical counts, the affinity list, where usable cores came from, exact memory sizes
-and available memory, the threading environment, exact software and plugin versions.
+Recorded per run (``versions``, never hashed): Python and its implementation, torch
+(with its build tag: "2.13.0+cpu" and "2.13.0+cu124" run different code), numpy, and
+with a visible GPU the driver and the CUDA version it supports. All are read from
+package metadata and the GPU probe the session makes anyway: nothing is imported.
+
+Volatile (never hashed): host name, GPU UUIDs, host logical and physical counts, the
+affinity list, where usable cores came from, exact memory sizes and available memory,
+the thread settings (torch's only when the tests imported it) and the threading
+environment.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,11 +62,17 @@ __all__ = [
     "canonical_json",
     "fingerprint",
     "gib_rounded",
+    "hardware_differences",
+    "hardware_part",
     "major_minor",
     "ram_class_gb",
+    "run_versions",
+    "same_hardware",
+    "v1_versions",
+    "version_changes",
 ]
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 DIGEST_LENGTH = 12  # 48 bits: collisions among a project's few hardware classes are moot
 
 _GIB = 1 << 30
@@ -73,6 +87,7 @@ class Fingerprint:
     label: str
     hashed: dict[str, object]
     volatile: dict[str, object]
+    versions: dict[str, str]
 
     def to_record(self) -> dict[str, object]:
         """A JSON-ready dict for reports and ``hwperf info --json``."""
@@ -80,6 +95,7 @@ class Fingerprint:
             "digest": self.digest,
             "label": self.label,
             "hashed": self.hashed,
+            "versions": self.versions,
             "volatile": self.volatile,
         }
 
@@ -125,10 +141,6 @@ def _local_tag(version: str | None) -> str | None:
     return version.split("+", 1)[1]
 
 
-def _driver_major(version: str | None) -> str | None:
-    return None if version is None else version.split(".", 1)[0]
-
-
 # ------------------------------------------------------------------------ hashed
 
 
@@ -140,26 +152,9 @@ def _gpu_class(device: GpuInfo) -> dict[str, object]:
     }
 
 
-def _native_pool_classes(threads: dict[str, object]) -> list[list[object]]:
-    pools = threads.get("native_pools")
-    found: set[tuple[str, int]] = set()
-    if isinstance(pools, list):
-        for pool in pools:
-            if not isinstance(pool, dict):
-                continue
-            count = pool.get("num_threads")
-            found.add((str(pool.get("internal_api")), count if isinstance(count, int) else -1))
-    return [[api, count] for api, count in sorted(found)]
-
-
 def _hashed(machine: Machine) -> dict[str, object]:
     cpu = machine.cpu
     visible = machine.gpus.visible
-    threads: dict[str, object] = {"native_pools": _native_pool_classes(machine.threads)}
-    for key in ("torch_intra_op", "torch_inter_op"):
-        if key in machine.threads:
-            threads[key] = machine.threads[key]
-    software = machine.software
     return {
         "fingerprint_version": FINGERPRINT_VERSION,
         "cpu": {
@@ -172,19 +167,148 @@ def _hashed(machine: Machine) -> dict[str, object]:
         "gpu": {
             "count": len(visible),
             "devices": [_gpu_class(device) for device in visible],
-            "driver_major": _driver_major(machine.gpus.driver_version) if visible else None,
-            "cuda": machine.gpus.cuda_driver_version if visible else None,
         },
-        "threads": threads,
-        "software": {
-            "python": major_minor(software.get("python")),
-            "python_implementation": software.get("python_implementation"),
-            "platform": software.get("platform"),
-            "numpy": major_minor(software.get("numpy")),
-            "torch": major_minor(software.get("torch")),
-            "torch_build": _local_tag(software.get("torch")),
+        "system": {
+            "platform": machine.software.get("platform"),
+            "machine": machine.software.get("machine"),
         },
     }
+
+
+# ---------------------------------------------------------------------- versions
+
+# The hardware part of a fingerprint: what two fingerprints must share for a baseline
+# saved under one to be compared with a run under the other (see hardware_part).
+_HARDWARE_KEYS = ("cpu", "ram_class_gb", "gpu", "system")
+# What version 1 also hashed, beside its hardware (it is read back as the runs' versions).
+_V1_GPU_SOFTWARE = ("driver_major", "cuda")
+
+
+def hardware_part(hashed: Mapping[str, object]) -> dict[str, object]:
+    """What a fingerprint's hashed facts say about the hardware alone, in the form of
+    the current version, so that a baseline saved under an older fingerprint version is
+    found on the same machine (its software and thread pools are left out).
+
+    Version 1 kept the platform under "software" and the GPU driver beside the devices.
+    """
+    gpu = hashed.get("gpu")
+    gpu_part: object = gpu
+    if isinstance(gpu, Mapping):
+        gpu_part = {k: v for k, v in gpu.items() if k not in _V1_GPU_SOFTWARE}
+    system = hashed.get("system")
+    if system is None:
+        software = hashed.get("software")
+        platform_name = software.get("platform") if isinstance(software, Mapping) else None
+        system = {"platform": platform_name, "machine": None}
+    part = {"cpu": hashed.get("cpu"), "ram_class_gb": hashed.get("ram_class_gb")}
+    part["gpu"] = gpu_part
+    part["system"] = system
+    return part
+
+
+def _comparable(
+    ours: Mapping[str, object], theirs: Mapping[str, object]
+) -> tuple[dict[str, object], dict[str, object]]:
+    """Both hardware parts, without the architecture when one side did not record it
+    (version 1 did not): an unknown is not a difference."""
+    a, b = hardware_part(ours), hardware_part(theirs)
+    sys_a, sys_b = a["system"], b["system"]
+    if (
+        isinstance(sys_a, Mapping)
+        and isinstance(sys_b, Mapping)
+        and (sys_a.get("machine") is None or sys_b.get("machine") is None)
+    ):
+        a["system"] = {k: v for k, v in sys_a.items() if k != "machine"}
+        b["system"] = {k: v for k, v in sys_b.items() if k != "machine"}
+    return a, b
+
+
+def same_hardware(ours: Mapping[str, object], theirs: Mapping[str, object]) -> bool:
+    """Whether two fingerprints' hashed facts describe the same hardware class."""
+    a, b = _comparable(ours, theirs)
+    return a == b
+
+
+def hardware_differences(ours: Mapping[str, object], theirs: Mapping[str, object]) -> list[str]:
+    """How another fingerprint's hardware differs from ours, one short phrase per fact
+    ("usable_cores 4, here 2"), for the line that says a baseline exists elsewhere."""
+    found: list[str] = []
+
+    def walk(prefix: str, a: object, b: object) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in sorted(set(a) | set(b)):
+                walk(f"{prefix}.{key}" if prefix else str(key), a.get(key), b.get(key))
+        elif a != b:
+            name = prefix.rsplit(".", 1)[-1] if "." in prefix else prefix
+            found.append(f"{name} {_fact(b)}, here {_fact(a)}")
+
+    walk("", *_comparable(ours, theirs))
+    return found
+
+
+def _fact(value: object) -> str:
+    if isinstance(value, list | dict):
+        return canonical_json(value)
+    return str(value)
+
+
+def run_versions(machine: Machine) -> dict[str, str]:
+    """The software a run's figures depend on, as recorded with each saved run."""
+    software = machine.software
+    found: dict[str, str | None] = {
+        "python": software.get("python"),
+        "python_implementation": software.get("python_implementation"),
+        "torch": software.get("torch"),
+        "numpy": software.get("numpy"),
+    }
+    if machine.gpus.visible:
+        found["gpu_driver"] = machine.gpus.driver_version
+        found["cuda"] = machine.gpus.cuda_driver_version
+    return {key: value for key, value in found.items() if value}
+
+
+def v1_versions(hashed: Mapping[str, object]) -> dict[str, str]:
+    """The versions a version-1 fingerprint hashed (major.minor only), as a run's."""
+    software = hashed.get("software")
+    found: dict[str, str] = {}
+    if isinstance(software, Mapping):
+        for key in ("python", "python_implementation", "torch", "numpy"):
+            value = software.get(key)
+            if isinstance(value, str) and value:
+                found[key] = value
+        build = software.get("torch_build")
+        if isinstance(build, str) and build and "torch" in found:
+            found["torch"] += f"+{build}"
+    gpu = hashed.get("gpu")
+    if isinstance(gpu, Mapping) and isinstance(gpu.get("cuda"), str):
+        found["cuda"] = str(gpu["cuda"])
+    return found
+
+
+_VERSION_NAMES = {"python_implementation": "Python implementation", "gpu_driver": "driver"}
+
+
+def version_changes(before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """What changed between a saved run's versions and this run's, one phrase each:
+    "torch 2.13 -> 2.14" (major.minor when that differs and the build tag does not, the
+    full versions otherwise). A fact one side did not record is not a change."""
+    changes: list[str] = []
+    for key in sorted(set(before) & set(now)):
+        old, new = before[key], now[key]
+        if old == new or _same_release(old, new):
+            continue
+        if major_minor(old) != major_minor(new) and _local_tag(old) == _local_tag(new):
+            old, new = str(major_minor(old)), str(major_minor(new))
+        changes.append(f"{_VERSION_NAMES.get(key, key)} {old} -> {new}")
+    return changes
+
+
+def _same_release(old: str, new: str) -> bool:
+    """A version recorded by major.minor (fingerprint version 1) matches any patch."""
+    if _local_tag(old) != _local_tag(new):
+        return False
+    short = old.split("+", 1)[0]
+    return short.count(".") == 1 and major_minor(new) == short
 
 
 # ---------------------------------------------------------------------- volatile
@@ -215,8 +339,9 @@ def _volatile(machine: Machine) -> dict[str, object]:
             "reason": gpus.reason,
             "cuda_visible_devices": gpus.cuda_visible_devices,
         },
+        "threads": {k: v for k, v in machine.threads.items() if k != "env"},
         "threads_env": dict(threads_env) if isinstance(threads_env, dict) else {},
-        "versions": dict(machine.software),
+        "software": dict(machine.software),
     }
 
 
@@ -250,13 +375,7 @@ def _gpu_label(machine: Machine) -> str:
             groups[-1] = (text, groups[-1][1] + 1)
         else:
             groups.append((text, 1))
-    parts = [" + ".join(f"{count}x {text}" for text, count in groups)]
-    driver = _driver_major(machine.gpus.driver_version)
-    if driver is not None:
-        parts.append(f"driver {driver}")
-    if machine.gpus.cuda_driver_version is not None:
-        parts.append(f"CUDA {machine.gpus.cuda_driver_version}")
-    return ", ".join(parts)
+    return " + ".join(f"{count}x {text}" for text, count in groups)
 
 
 def _label(machine: Machine, hashed: dict[str, object]) -> str:
@@ -266,12 +385,6 @@ def _label(machine: Machine, hashed: dict[str, object]) -> str:
         cpu_text += f" {cpu.isa_level}"
     cores = "1 core" if cpu.usable_cores == 1 else f"{cpu.usable_cores} cores"
     parts = [cpu_text, cores, f"{hashed['ram_class_gb']} GB RAM class", _gpu_label(machine)]
-    python = major_minor(machine.software.get("python"))
-    if python is not None:
-        parts.append(f"py{python}")
-    torch = major_minor(machine.software.get("torch"))
-    if torch is not None:
-        parts.append(f"torch {torch}")
     return ", ".join(parts)
 
 
@@ -284,4 +397,5 @@ def fingerprint(machine: Machine) -> Fingerprint:
         label=_label(machine, hashed),
         hashed=hashed,
         volatile=_volatile(machine),
+        versions=run_versions(machine),
     )

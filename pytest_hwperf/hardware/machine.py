@@ -59,9 +59,9 @@ def _hostname() -> str:
         return "unknown"
 
 
-# Imported before a fingerprint is taken, so that their thread pools are seen (threadpoolctl
-# finds only loaded libraries) and the fingerprint does not depend on what happened to be
-# imported: `hwperf info` and a pytest session then agree.
+# Imported by `hwperf info` before it shows the thread pools, which threadpoolctl finds
+# only in loaded libraries. A pytest session never imports them for its own sake: the
+# fingerprint holds no thread pools and reads versions from package metadata.
 MEASURED_LIBRARIES = ("numpy", "torch")
 
 

@@ -8,9 +8,10 @@ verdict and the same line by construction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
+from pytest_hwperf.hardware.fingerprint import version_changes
 from pytest_hwperf.judge.regression import (
     NO_BASELINE,
     STATISTIC,
@@ -18,6 +19,7 @@ from pytest_hwperf.judge.regression import (
     compare,
     drift_adjusted,
 )
+from pytest_hwperf.judge.tail import SavedTail, compare_tail
 from pytest_hwperf.records.types import ComparisonRecord
 
 __all__ = [
@@ -37,6 +39,9 @@ class SavedRun:
     fastest_ms: float
     reference_ms: float | None = None
     reference_kind: str | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+    round_min_ms: tuple[float, ...] = ()  # the fastest call of each of its rounds
+    tail: SavedTail | None = None  # its p95s (judge/tail.py)
 
 
 def threshold_for(marker_pct: float | None, session_pct: float) -> float:
@@ -70,13 +75,24 @@ def compare_with_runs(
     reference_ms: float | None = None,
     reference_kind: str | None = None,
     fingerprint: str | None = None,
+    versions: Mapping[str, str] | None = None,
+    no_baseline_note: str | None = None,
+    current_rounds: Sequence[float] = (),
+    current_p95_ms: Sequence[float] = (),
 ) -> ComparisonRecord:
     """This run's fastest call (over its `rounds`) against the saved runs of `key`.
 
     The saved runs are rescaled to this run's machine speed when both sides measured the
     same reference workload; the verdict, its interval and its one line come from
     `regression.compare`, with the rescaling and the rounds measured named in the line.
-    Raises ValueError for a figure that is not positive and finite.
+    ``versions``: this run's (``fingerprint.run_versions``); when the newest saved run
+    recorded others, the comparison is still made and its line names the change
+    ("across torch 2.13 -> 2.14"). ``no_baseline_note``: what a "no baseline" line adds
+    (which other hardware has a baseline). ``current_rounds``: the fastest call of each
+    round this run was measured in (with the saved runs' own, the spread of a few saves;
+    `judge/spread.py`). ``current_p95_ms``: this run's p95 per round, for the tail's
+    comparison (`judge/tail.py`), kept as the record's ``tail``. Raises ValueError for
+    a figure that is not positive and finite.
     """
     values, drift = drift_adjusted(
         [run.fastest_ms for run in runs],
@@ -86,12 +102,25 @@ def compare_with_runs(
         current_kind=reference_kind,
     )
     found = compare(
-        current_ms, values, threshold_pct=threshold_pct, alpha=alpha, drift_factor=drift
+        current_ms,
+        values,
+        threshold_pct=threshold_pct,
+        alpha=alpha,
+        drift_factor=drift,
+        baseline_rounds=[run.round_min_ms for run in runs],
+        current_rounds=current_rounds,
     )
     confirmed = f" (the fastest of {rounds} rounds)" if rounds > 1 else ""
     reason = found.reason(fingerprint)
+    changed: tuple[str, ...] = ()
     if found.outcome != NO_BASELINE:
         reason += drift_text(drift) + confirmed
+        if versions and runs:
+            changed = tuple(version_changes(runs[-1].versions, versions))
+        if changed:
+            reason += f"; across {', '.join(changed)}"
+    elif no_baseline_note:
+        reason += f"; {no_baseline_note}"
     return ComparisonRecord(
         outcome=found.outcome,
         statistic=found.statistic or STATISTIC,
@@ -111,4 +140,14 @@ def compare_with_runs(
         key=key,
         drift_factor=drift,
         rounds=max(1, rounds),
+        versions_changed=changed,
+        tail=None
+        if found.outcome == NO_BASELINE
+        else compare_tail(
+            current_p95_ms,
+            [run.tail for run in runs if run.tail is not None],
+            threshold_pct=threshold_pct,
+            alpha=alpha,
+            fingerprint=fingerprint,
+        ),
     )

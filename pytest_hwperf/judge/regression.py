@@ -4,7 +4,7 @@ The statistic is a measurement's fastest call (`min`; for targets timed in block
 fastest block mean), compared on the log scale against the k saved baseline runs of the
 same measurement on the same hardware fingerprint:
 
-    d = ln(current min) - mean(ln(baseline mins))
+    d = ln(current min) - lower median(ln(baseline mins))
 
 On a shared machine every interruption (a co-tenant on the host's other hyperthread, an
 interrupt, a context switch) only ever adds time to a call, so the fastest calls are the
@@ -17,22 +17,25 @@ more than their spread are left out as disturbed (`disturbed_runs`).
 The spread that judges d is the run-to-run spread of the statistic, never the spread of
 the samples inside one run: those samples share the machine's state during that run, so
 they say nothing about how far the next run's figure will move, and treating them as
-independent draws is what makes pytest-benchmark's gate cry wolf. With k >= 3 baseline
-runs the spread is the standard deviation of their logs and the bounds use Student's t
-with k - 1 degrees of freedom; with fewer it is a conservative prior and the normal
-distribution. Either way it never drops below a floor, so a baseline that happened to
-repeat perfectly does not turn a 0.1% change into a significant one.
+independent draws is what makes pytest-benchmark's gate cry wolf. It is the largest of
+the robust estimates there are (judge/spread.py): the bootstrap spread of the fastest of
+each run's confirmation rounds, and with k >= 3 saved runs their MAD; a conservative
+prior when neither exists; never below a floor, so a baseline that happened to repeat
+perfectly does not turn a 0.1% change into a significant one. The bounds use the normal
+distribution: the sample standard deviation of 2 or 3 saves with Student's t at 1 or 2
+degrees of freedom is what made the gate blind after a few saves.
 
 A slowdown is a regression only when it is significant (lower bound above 0) and a
 slowdown as large as the threshold is not ruled out (upper bound at or beyond it): a
 change shown to be smaller than the threshold is tolerated. Improvements mirror this.
+"unchanged" is said only when the interval lies within the threshold both ways; an
+interval too wide for that is "not significant".
 docs/statistics.md ("Regressions against the baseline") gives the reasoning and the
 session-wide correction (`bonferroni_alpha`).
 
 Pure Python: Student's t distribution is computed here (regularized incomplete beta
-function by continued fraction), so scipy is not a runtime dependency; the Cornish-
-Fisher `stats.student_t_quantile` is not used because it is only accurate for 9 or more
-degrees of freedom and the baseline gives 2 to 4. Nothing here knows about pytest.
+function by continued fraction) for the same-run A/B gate's paired rounds
+(judge/paired.py), so scipy is not a runtime dependency. Nothing here knows about pytest.
 """
 
 from __future__ import annotations
@@ -46,11 +49,13 @@ from pytest_hwperf.judge.budgets import (
     fmt_ms,
     parse_threshold,
 )
+from pytest_hwperf.judge.spread import between_runs_spread, lower_median, rounds_spread
 from pytest_hwperf.units import fmt_change
 
 __all__ = [
     "IMPROVEMENT",
     "MIN_RUNS_FOR_SPREAD",
+    "NOT_SIGNIFICANT",
     "NO_BASELINE",
     "OUTCOMES",
     "REGRESSION",
@@ -59,6 +64,7 @@ __all__ = [
     "Comparison",
     "bonferroni_alpha",
     "compare",
+    "decide",
     "disturbed_runs",
     "drift_adjusted",
     "parse_threshold",
@@ -70,17 +76,23 @@ __all__ = [
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
 UNCHANGED = "unchanged"
+NOT_SIGNIFICANT = "not significant"
 NO_BASELINE = "no baseline"
-OUTCOMES = (REGRESSION, IMPROVEMENT, UNCHANGED, NO_BASELINE)
+OUTCOMES = (REGRESSION, IMPROVEMENT, UNCHANGED, NOT_SIGNIFICANT, NO_BASELINE)
 
 STATISTIC = "min"
 """The statistic the gate compares: the fastest call of a measurement (see the module's
 docstring), over every round it was measured in."""
 
 MIN_RUNS_FOR_SPREAD = 3
-"""Baseline runs needed before their own spread is trusted over the prior: one run has
-no spread, and two give a t with 1 degree of freedom (Cauchy), whose 99% quantile
-(31.8) would make the gate blind."""
+"""Baseline runs needed before their robust run-to-run spread is used: one run has no
+spread, and the MAD of two is half their difference, too unsteady to lean on."""
+
+SIGMA_FLOOR_PCT = 2.0
+"""The least run-to-run spread the stored-baseline gate assumes, in percent: what the
+rounds of one process cannot show (another process's memory layout, its core, the
+machine's state between runs). Measured here: the fastest call of 10 saves of the same
+model spread by 0.7-1.7% on a quiet runner (docs/benchmarks.md)."""
 
 
 # --- Student's t distribution, exact, in pure Python ----------------------------------
@@ -222,8 +234,8 @@ class Comparison:
     """One measurement's statistic (`statistic`: the fastest call, "min") against its
     baseline on this fingerprint.
 
-    `baseline_ms` is the geometric mean of the baseline runs' statistic (the mean on the
-    log scale the test works on). `change_pct` is the relative change of the current
+    `baseline_ms` is the lower median of the baseline runs' statistic (judge/spread.py).
+    `change_pct` is the relative change of the current
     statistic against it; `ci_low_pct`/`ci_high_pct` are the one-sided (1 - alpha) lower
     and upper bounds the verdict was decided on, which together form a two-sided
     (1 - 2 alpha) interval (`ci_confidence_pct`). `p_value` is one-sided, in the
@@ -253,9 +265,10 @@ class Comparison:
         1 - alpha on its own side, so both together at 1 - 2 alpha."""
         return 100.0 * (1.0 - 2.0 * self.alpha)
 
-    def reason(self, fingerprint: str | None = None) -> str:
+    def reason(self, fingerprint: str | None = None, *, versus: str | None = None) -> str:
         """One line: statistic, current and baseline, change with its interval,
-        threshold, p-value and fingerprint; what a failing test shows."""
+        threshold, p-value and fingerprint; what a failing test shows. `versus` names
+        what the baseline figure is (default "baseline"; same-run A/B: "at REF ...")."""
         where = f"; fingerprint {fingerprint}" if fingerprint else ""
         current = f"{self.statistic} {fmt_ms(self.current_ms)}"
         if (
@@ -282,16 +295,33 @@ class Comparison:
                 verdict = f"faster beyond the {threshold} threshold"
             else:
                 verdict = f"significantly faster, not shown within the {threshold} threshold"
+        elif self.outcome == NOT_SIGNIFICANT:
+            verdict = (
+                f"not significant, and too uncertain to rule out a change of the {threshold}"
+                " threshold"
+            )
         elif self.ci_low_pct > 0.0:
             verdict = f"slower, but shown within the {threshold} threshold"
         elif self.ci_high_pct < 0.0:
             verdict = f"faster, but shown within the {threshold} threshold"
         else:
-            verdict = f"no significant change (threshold {threshold})"
+            verdict = f"unchanged: shown within the {threshold} threshold"
         return (
-            f"{current} vs baseline {fmt_ms(self.baseline_ms)}: {change}, {verdict}, "
+            f"{current} vs {_versus(self.baseline_ms, versus)}: {change}, {verdict}, "
             f"p={_fmt_p(self.p_value)}{where}"
         )
+
+
+def _versus(baseline_ms: float, versus: str | None) -> str:
+    """The baseline figure as the line names it: `baseline 1.00 ms`, or with `versus`
+    given `1.00 ms at REF main (abc1234)`."""
+    if versus is None:
+        return f"baseline {fmt_ms(baseline_ms)}"
+    return f"{fmt_ms(baseline_ms)} {versus}"
+
+
+def _runs(count: int, what: str = "run") -> str:
+    return f"1 {what}" if count == 1 else f"{count} {what}s"
 
 
 def _positive_finite(name: str, value: float) -> float:
@@ -343,11 +373,23 @@ def compare(
     threshold_pct: float = 10.0,
     alpha: float = 0.01,
     prior_sigma_pct: float = 5.0,
-    sigma_floor_pct: float = 0.5,
+    sigma_floor_pct: float = SIGMA_FLOOR_PCT,
     drift_factor: float | None = None,
     statistic: str = STATISTIC,
+    baseline_rounds: Sequence[Sequence[float]] = (),
+    current_rounds: Sequence[float] = (),
 ) -> Comparison:
     """Judge the current run's statistic against the baseline runs' (oldest first).
+
+    `baseline_rounds`: for each saved run (aligned with `baseline_ms`; empty or shorter
+    when not recorded), the fastest call of each of its rounds; `current_rounds` the
+    same for this run. With `spread.ROUNDS_FOR_SPREAD` rounds or more they give the
+    spread a single save can already be judged with (judge/spread.py). The baseline's
+    figure is the lower median of the saved runs' (robust to a save in a busy stretch),
+    the spread the largest of the rounds' and (with 3 saved runs or more) the saved
+    runs' robust spread, else the prior, never below the floor; the bounds use the
+    normal distribution (docs/statistics.md says why not Student's t with 1 or 2
+    degrees of freedom).
 
     Saved runs that `disturbed_runs` marks are left out first (the result says how
     many, and `baseline_runs` counts those kept).
@@ -373,6 +415,9 @@ def compare(
     if not 0.0 < alpha <= 0.5:
         raise ValueError(f"alpha must be within (0, 0.5], got {alpha!r}")
     saved = [_positive_finite(f"baseline {statistic}", b) for b in baseline_ms]
+    rounds: list[tuple[float, ...]] = [
+        tuple(baseline_rounds[i]) if i < len(baseline_rounds) else () for i in range(len(saved))
+    ]
     flags = disturbed_runs(saved)
     baseline = [b for b, bad in zip(saved, flags, strict=True) if not bad]
     left_out = len(saved) - len(baseline)
@@ -395,22 +440,27 @@ def compare(
         )
 
     logs = [math.log(b) for b in baseline]
-    mean_log = math.fsum(logs) / k
-    d = math.log(current) - mean_log
+    centre = lower_median(logs)
+    d = math.log(current) - centre
 
-    dof: int | None
+    # The spread: the largest of the robust estimates there are (judge/spread.py), the
+    # prior when there is none, never below the floor.
+    kept_rounds = [r for r, bad in zip(rounds, flags, strict=True) if not bad]
+    if current_rounds:
+        kept_rounds.append(tuple(current_rounds))
+    estimates: list[tuple[float, str]] = []
+    within = rounds_spread(kept_rounds)
+    if within is not None:
+        estimates.append((within[0], f"the rounds of {_runs(within[1])}"))
     if k >= MIN_RUNS_FOR_SPREAD:
-        spread = math.sqrt(math.fsum((x - mean_log) ** 2 for x in logs) / (k - 1))
-        dof = k - 1
-        source = f"run-to-run spread of {k} baseline runs"
+        estimates.append(
+            (between_runs_spread(logs), f"run-to-run spread of {k} baseline runs (MAD)")
+        )
+    if estimates:
+        spread, source = max(estimates)
     else:
         spread = prior
-        dof = None
-        runs = "1 baseline run" if k == 1 else f"{k} baseline runs"
-        source = (
-            f"prior {prior_sigma_pct:g}% ({runs}, fewer than {MIN_RUNS_FOR_SPREAD} "
-            "needed to measure the spread)"
-        )
+        source = f"prior {prior_sigma_pct:g}% ({_runs(k, 'baseline run')}, no rounds recorded)"
     if left_out:
         source += (
             f" ({left_out} of {len(saved)} saved runs left out as disturbed: slower than"
@@ -420,36 +470,24 @@ def compare(
         spread = floor
         source += f", raised to the {sigma_floor_pct:g}% floor"
 
-    # The current run is one more draw (variance s^2); the baseline mean has s^2 / k;
-    # and the machine-speed correction has its own error, growing with its size.
+    # The current run is one more draw (variance s^2); the baseline's centre has about
+    # s^2 / k; and the machine-speed correction has its own error, growing with its size.
     correction = 0.0
     if drift_factor is not None:
         correction = DRIFT_UNCERTAINTY * abs(math.log(_positive_finite("drift", drift_factor)))
         if correction >= 0.0005:
             source += f", plus {100 * correction:.1f}% for the machine-speed correction"
     se = math.sqrt(spread**2 * (1.0 + 1.0 / k) + correction**2)
-    if dof is None:
-        quantile = NormalDist().inv_cdf(1.0 - alpha)
-        z = d / se
-        p_up, p_down = _normal_sf(z), _normal_sf(-z)
-    else:
-        quantile = student_t_isf(alpha, dof)
-        t = d / se
-        p_up, p_down = student_t_sf(t, dof), student_t_cdf(t, dof)
+    quantile = NormalDist().inv_cdf(1.0 - alpha)
+    z = d / se
+    p_up, p_down = _normal_sf(z), _normal_sf(-z)
     lower, upper = d - quantile * se, d + quantile * se
-    limit = math.log1p(threshold / 100.0)
-
-    if lower > 0.0 and upper >= limit:
-        outcome = REGRESSION
-    elif upper < 0.0 and lower <= -limit:
-        outcome = IMPROVEMENT
-    else:
-        outcome = UNCHANGED
+    outcome = decide(lower, upper, threshold)
     return Comparison(
         outcome=outcome,
         statistic=statistic,
         current_ms=current,
-        baseline_ms=math.exp(mean_log),
+        baseline_ms=math.exp(centre),
         change_pct=_pct(d),
         ci_low_pct=_pct(lower),
         ci_high_pct=_pct(upper),
@@ -460,6 +498,23 @@ def compare(
         threshold_pct=threshold,
         alpha=alpha,
     )
+
+
+def decide(lower: float, upper: float, threshold_pct: float) -> str:
+    """The outcome from the bounds of a log change (`lower`, `upper`) and the threshold:
+    a regression when the slowdown is significant and one as large as the threshold is
+    not ruled out; an improvement mirrors it; unchanged when the interval shows the
+    change within the threshold either way; otherwise not significant (the interval is
+    too wide to tell: "unchanged" would claim what was not shown). The stored-baseline
+    gate (`compare`) and the same-run A/B gate (`judge/paired.py`) both decide here."""
+    limit = math.log1p(threshold_pct / 100.0)
+    if lower > 0.0 and upper >= limit:
+        return REGRESSION
+    if upper < 0.0 and lower <= -limit:
+        return IMPROVEMENT
+    if -limit < lower and upper < limit:
+        return UNCHANGED
+    return NOT_SIGNIFICANT
 
 
 def bonferroni_alpha(alpha: float, comparisons: int) -> float:

@@ -9,7 +9,7 @@ returns. Every rule that decides whether a test fails on performance is here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_hwperf.judge.gate import SavedRun, compare_with_runs, comparison_alpha, threshold_for
@@ -26,6 +26,7 @@ __all__ = [
     "count_verdicts",
     "judge_memory",
     "judge_test",
+    "tails_of",
 ]
 
 
@@ -107,8 +108,11 @@ def breaches_of(record: MeasurementRecord, policy: Policy) -> list[Breach]:
                 )
             )
     comparison = record.comparison
+    tail = None if comparison is None else comparison.tail
     if comparison is not None and comparison.outcome == "regression":
         found.append(Breach("regression", *where, f"regression: {comparison.reason}"))
+    elif tail is not None and tail.outcome == "regression":
+        found.append(Breach("regression", *where, f"tail regression: {tail.reason}"))
     elif (
         comparison is not None
         and comparison.outcome == "improvement"
@@ -244,6 +248,8 @@ def _compared(
     marker_regression_pct: float | None,
     in_test: int,
     fingerprint: str | None,
+    versions: Mapping[str, str] | None = None,
+    no_baseline_note: str | None = None,
 ) -> MeasurementRecord:
     if runs_for is None or not record.measured:
         return record
@@ -262,8 +268,22 @@ def _compared(
         reference_ms=record.reference_ms,
         reference_kind=record.reference_kind,
         fingerprint=fingerprint,
+        versions=versions,
+        no_baseline_note=no_baseline_note,
+        current_rounds=[r.min_ms for r in record.rounds if r.min_ms],
+        current_p95_ms=tails_of(record),
     )
     return dataclasses.replace(record, comparison=comparison)
+
+
+def tails_of(record: MeasurementRecord) -> list[float]:
+    """The p95 of each round measured (the first round's alone when there was one)."""
+    if record.timing.block_size != 1:
+        return []  # block means: no per-call percentile
+    found = [r.p95_ms for r in record.rounds if r.p95_ms]
+    if found:
+        return found
+    return [record.stats.p95_ms] if record.stats.p95_ms else []
 
 
 def _with_memory(record: MeasurementRecord, budget: MemoryBudget | None) -> MeasurementRecord:
@@ -289,15 +309,25 @@ def judge_test(
     marker_regression_pct: float | None = None,
     memory_budget: MemoryBudget | None = None,
     fingerprint: str | None = None,
+    versions: Mapping[str, str] | None = None,
+    no_baseline_note: str | None = None,
 ) -> TestVerdict:
     """Judge one test from its measurements: each is compared with its saved runs (when
     `runs_for` gives them; None: no baseline gate), its memory judged against the
-    marker's budget, and `breach` set; the breaches are returned in measurement order."""
+    marker's budget, and `breach` set; the breaches are returned in measurement order.
+    `versions` and `no_baseline_note` go to `gate.compare_with_runs`."""
     judged: list[MeasurementRecord] = []
     breaches: list[Breach] = []
     for record in records:
         record = _compared(
-            record, runs_for, policy, marker_regression_pct, len(records), fingerprint
+            record,
+            runs_for,
+            policy,
+            marker_regression_pct,
+            len(records),
+            fingerprint,
+            versions,
+            no_baseline_note,
         )
         record = _with_memory(record, memory_budget)
         found = breaches_of(record, policy)

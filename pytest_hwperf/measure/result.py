@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from pytest_hwperf.judge import stats
-from pytest_hwperf.judge.compliance import BudgetVerdict, Outcome
+from pytest_hwperf.judge.budgets import Budget, LatencyBudget
+from pytest_hwperf.judge.compliance import BudgetVerdict, Outcome, settle
+from pytest_hwperf.judge.rounds import figure_of
 from pytest_hwperf.records.codec import as_facts, to_json
 from pytest_hwperf.records.types import (
+    ComparisonRecord,
     GpuUtilizationRecord,
     JSONValue,
     MeasurementRecord,
     MemoryRecord,
     ModelRecord,
+    RoundBudgetRecord,
     RoundRecord,
 )
 
@@ -130,9 +135,12 @@ class Measurement:
     # How busy the GPU was while a CUDA measurement ran (measure/gpu_util.py); None off
     # CUDA or when NVML could not say (a note says why).
     gpu_utilization: GpuUtilizationRecord | None = None
-    # Each round of a suspected regression measured again (--hwperf-confirm), the first
-    # being this measurement. Empty when it was not suspected.
+    # Each round of a suspected regression, a breached budget or a saved run measured
+    # again (--hwperf-confirm), the first being this measurement. Empty when none was.
     rounds: list[RoundRecord] = field(default_factory=list)
+    # Same-run A/B (--hwperf-against): the paired comparison with the REF, made while
+    # measuring (judge/paired.py); the session's judging keeps it as the comparison.
+    comparison: ComparisonRecord | None = None
 
     # --- building one --------------------------------------------------------------
 
@@ -265,12 +273,36 @@ class Measurement:
             "gpu_utilization": to_json(self.gpu_utilization),
             "rounds": to_json(self.rounds),
             "samples_ns": [int(x) for x in self.samples_ns],
+            **({} if self.comparison is None else {"comparison": to_json(self.comparison)}),
         }
 
-    def round_record(self) -> RoundRecord:
-        """This measurement as one round of a confirmation (`rounds`)."""
+    def round_record(self, budgets: Sequence[Budget] = ()) -> RoundRecord:
+        """This measurement as one round of a confirmation (`rounds`), with each of the
+        test's `budgets`' figure in it and this round's verdict on those it judged."""
         stats = self.stats
-        return RoundRecord(n=stats.n, min_ms=stats.min_ms, p50_ms=stats.p50_ms)
+        figures: list[RoundBudgetRecord] = []
+        for budget in dict.fromkeys(budgets):
+            verdict = next((v for v in self.verdicts if v.budget == budget), None)
+            figure = figure_of(budget, self.samples_ns) if verdict is None else verdict.measured
+            if figure is not None and not math.isfinite(figure):
+                figure = None  # faster than the clock: no finite rate
+            outcome = None if verdict is None else str(settle([verdict])[0].outcome)
+            if isinstance(budget, LatencyBudget):
+                figures.append(
+                    RoundBudgetRecord(
+                        "latency", outcome, percentile=budget.percentile, measured_ms=figure
+                    )
+                )
+            else:
+                figures.append(RoundBudgetRecord("throughput", outcome, measured_per_s=figure))
+        return RoundRecord(
+            n=stats.n,
+            min_ms=stats.min_ms,
+            p50_ms=stats.p50_ms,
+            p95_ms=stats.p95_ms,
+            p99_ms=stats.p99_ms,
+            budgets=tuple(figures),
+        )
 
     def as_record(self, test_id: str) -> MeasurementRecord:
         """This measurement as the typed record the judging layer and reports read (its

@@ -39,6 +39,9 @@ __all__ = ["Plan", "SamplingPolicy", "measure", "plan_samples"]
 
 T = TypeVar("T")
 
+# The note of a measurement whose sampling ended at a failed budget, others undecided.
+STOPPED_AT_FAILURE = "sampling stopped at the first failed budget; the others were not decided"
+
 GcPolicy = Literal["collect", "disable"]
 
 
@@ -61,6 +64,10 @@ class SamplingPolicy:
     max_warmup_calls: int = 100_000
     # A hard limit on one call (warm-up or sample) in seconds; None: no limit.
     call_timeout_s: float | None = None
+    # Collect garbage before the warm-up and before sampling. The short rounds of a
+    # same-run A/B comparison (plugin/ab_measure.py) do not: in a process holding torch a
+    # collection takes tens of milliseconds, as long as a round.
+    collect: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,8 @@ def _measure(
     budgets = tuple(dict.fromkeys(budgets))  # a budget given twice is judged once
     synchronize = sync.synchronize
     gc_was_enabled = gc.isenabled()
-    gc.collect()
+    if policy.collect:
+        gc.collect()
 
     # Warm-up: at least `min_warmup_calls`, for at least `warmup_s`.
     warmup_ns = int(policy.warmup_s * 1e9)
@@ -186,7 +194,8 @@ def _measure(
     per_call_ns = _median(steady)
     plan = plan_samples(per_call_ns, budgets, policy)
 
-    gc.collect()
+    if policy.collect:
+        gc.collect()
     if policy.gc == "disable":
         gc.disable()
     sampling_start = clock()
@@ -211,7 +220,7 @@ def _measure(
         ]
     )
     if stop_reason == "failed" and any(v.outcome is Outcome.INCONCLUSIVE for v in verdicts):
-        notes.append("sampling stopped at the first failed budget; the others were not decided")
+        notes.append(STOPPED_AT_FAILURE)
     elif stop_reason in ("max-time", "max-samples") and any(
         v.outcome is Outcome.INCONCLUSIVE for v in verdicts
     ):

@@ -21,6 +21,7 @@ from pytest_hwperf.warnings import HwperfOversubscriptionWarning
 from pytest_hwperf.workers.config import WorkerConfig, applied_threads
 
 if TYPE_CHECKING:
+    from pytest_hwperf.ab.pairing import Pairing
     from pytest_hwperf.hardware.gpu import GpuReport
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
     from pytest_hwperf.measure.models import PreparedModel
@@ -59,12 +60,23 @@ T = TypeVar("T")
 
 
 class RegressionCheck(Protocol):
-    """Would the regression gate fail this fastest call (ms) of a test's measurement?
-    Arguments: test id, measurement name, device, value in ms, the test's spec."""
+    """Would the regression gate fail this fastest call (ms), or this p95, of a test's
+    measurement? Arguments: test id, measurement name, device, value, the test's spec,
+    the p95 in ms (None: not per call)."""
 
     def __call__(
-        self, test_id: str, name: str, device: str, value_ms: float, spec: TestSpec, /
+        self,
+        test_id: str,
+        name: str,
+        device: str,
+        value_ms: float,
+        spec: TestSpec,
+        p95_ms: float | None,
+        /,
     ) -> bool: ...
+
+
+Suspect = Callable[[str, str, float, "float | None"], bool]
 
 
 # -- stash keys: on the config, set at configure --------------------------------------
@@ -76,6 +88,7 @@ CONTEXT_KEY: pytest.StashKey[HardwareContext] = pytest.StashKey()
 # Under --hwperf: the session's answer to "would this be a regression?", put there when
 # the session is registered; `hwperf` measures a suspect again (--hwperf-confirm).
 REGRESSION_CHECK_KEY: pytest.StashKey[RegressionCheck] = pytest.StashKey()
+AB_KEY: pytest.StashKey[Pairing] = pytest.StashKey()  # on an item: --hwperf-against's pairing
 
 # -- stash keys: on each item, filled by the fixtures ---------------------------------
 MEASUREMENTS_KEY: pytest.StashKey[list[Measurement]] = pytest.StashKey()
@@ -120,9 +133,11 @@ class Hwperf:
         usable: Callable[[], tuple[int, str]] | None = None,
         gpus: Callable[[], GpuReport | None] = lambda: None,
         targets: dict[str, tuple[Callable[[], object], DeviceSync]] | None = None,
-        suspect: Callable[[str, str, float], bool] | None = None,
+        suspect: Suspect | None = None,
         on_hang: Callable[[str], object] | None = None,
+        ab: Pairing | None = None,
     ) -> None:
+        self._ab = ab  # same-run A/B (--hwperf-against): measures in _measure's place
         # What a call past --hwperf-call-timeout that cannot be interrupted (off the main
         # thread, no SIGALRM) does; None: measure/deadline.py's default (end the process).
         self._on_hang = on_hang
@@ -287,6 +302,8 @@ class Hwperf:
         self, target: Callable[[], T], label: str, sync: DeviceSync
     ) -> tuple[T, Measurement]:
         """Under --hwperf: warm up, sample and judge, with the windows open around it."""
+        if self._ab is not None and self._ab.takes(label):  # plugin/ab_measure.py
+            return self._ab.measure(self, target, label, sync)
         from pytest_hwperf.hardware import thread_settings
         from pytest_hwperf.measure import measure
 
@@ -313,38 +330,19 @@ class Hwperf:
         return {} if self._on_hang is None else {"on_hang": self._on_hang}
 
     def _confirm(self, target: Callable[[], object], first: Measurement, sync: DeviceSync) -> None:
-        """Measure a suspected regression, and a run being saved, in --hwperf-confirm more
-        rounds; the regression gate then judges the fastest call of all of them.
+        """--hwperf-confirm's rounds, where needed (measure/rounds.py): a saved run or a
+        suspected regression in every round; a breached budget until it is shown met."""
+        from pytest_hwperf.measure.rounds import confirm, measuring
 
-        A saved run is always measured in every round, so each saved run's figure is the
-        fastest call of 1 + N rounds: interference on a shared machine (a co-tenant on
-        the host's other hyperthread, for seconds at a time) only ever adds time, and
-        the fastest of several rounds is the machine's quiet speed. A run being judged
-        is measured the same way when its first round looks like a regression, so that
-        it is compared like with like; when the first round does not, more rounds could
-        only make it faster, and the verdict cannot become a regression. The rounds are
-        recorded; the budgets stay judged on the first (the samples of record)."""
-        rounds = self._settings.confirm
-        if rounds < 1:
+        if self._settings.confirm < 1:
             return
-        if not self._settings.save and (
-            self._suspect is None or not self._suspect(first.name, first.device, first.stats.min_ms)
-        ):
-            return
-        from pytest_hwperf.measure import measure
-
-        first.rounds.append(first.round_record())
-        for _ in range(rounds):
-            _, again = measure(
-                target,
-                name=first.name,
-                budgets=(),
-                policy=self._policy(),
-                sync=sync,
-                clock=self.clock,
-                **self._hang(),
-            )
-            first.rounds.append(again.round_record())
+        suspect = self._suspect
+        every_round = self._settings.save or (
+            suspect is not None
+            and suspect(first.name, first.device, first.stats.min_ms, first.stats.p95_ms)
+        )
+        again = measuring(target, first.name, self._policy(), sync, self.clock, self._hang())
+        confirm(first, again, rounds=self._settings.confirm, every_round=every_round)
 
     def _call_once(
         self,
@@ -456,6 +454,7 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
         ),
         suspect=_suspect_for(request) if settings.enabled else None,
         on_hang=_end_on_hang(request.config),
+        ab=node.stash.get(AB_KEY, None),
     )
 
 
@@ -476,7 +475,7 @@ def _end_on_hang(config: pytest.Config) -> Callable[[str], object]:
     return on_hang
 
 
-def _suspect_for(request: pytest.FixtureRequest) -> Callable[[str, str, float], bool] | None:
+def _suspect_for(request: pytest.FixtureRequest) -> Suspect | None:
     """The session's "would this be a regression?" for this test, when there is one."""
     check = request.config.stash.get(REGRESSION_CHECK_KEY, None)
     if check is None:
@@ -484,8 +483,8 @@ def _suspect_for(request: pytest.FixtureRequest) -> Callable[[str, str, float], 
     node = request.node
     spec = node.stash.get(SPEC_KEY, TestSpec())
 
-    def suspect(name: str, device: str, value_ms: float) -> bool:
-        return bool(check(node.nodeid, name, device, value_ms, spec))
+    def suspect(name: str, device: str, value_ms: float, p95_ms: float | None) -> bool:
+        return bool(check(node.nodeid, name, device, value_ms, spec, p95_ms))
 
     return suspect
 

@@ -40,7 +40,12 @@ from pytest_hwperf.plugin.markers import (
     marker_help,
     read_spec,
 )
-from pytest_hwperf.plugin.options import SETTINGS_KEY, add_options, resolve_settings
+from pytest_hwperf.plugin.options import (
+    AB_PEER_DEST,
+    SETTINGS_KEY,
+    add_options,
+    resolve_settings,
+)
 from pytest_hwperf.plugin.pool_fixture import worker_pool
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning, HwperfWarning
 
@@ -134,9 +139,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SESSION_KEY] = session
         # What the hwperf fixture asks of the session, without importing it.
         config.stash[REGRESSION_CHECK_KEY] = session.suspects_regression
+    if settings.against is not None or config.getoption(AB_PEER_DEST, None):
+        from pytest_hwperf.plugin import ab_session  # same-run A/B, head or base side
+
+        ab_session.configure(config, settings)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if "pytest_hwperf.plugin.ab_session" in sys.modules:
+        from pytest_hwperf.plugin import ab_session
+
+        ab_session.unconfigure(config)  # ends the base session, removes the worktree
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         del config.stash[SESSION_KEY]

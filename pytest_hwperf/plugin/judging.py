@@ -200,6 +200,7 @@ def judge_call(
     fingerprint: FingerprintRecord | None,
     placement: Facts,
     device_case: dict[str, str] | None,
+    no_baseline_note: str | None = None,
 ) -> None:
     """Judge the test behind this call report and write the verdict onto the report."""
     spec = item.stash.get(SPEC_KEY, TestSpec())
@@ -225,6 +226,8 @@ def judge_call(
         marker_regression_pct=spec.regression_pct,
         memory_budget=memory_budget,
         fingerprint=None if fingerprint is None else fingerprint.digest,
+        versions=None if fingerprint is None else fingerprint.versions,
+        no_baseline_note=no_baseline_note,
     )
     if fingerprint is not None:
         verdict = dataclasses.replace(

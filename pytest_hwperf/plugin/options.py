@@ -11,6 +11,7 @@ other plugin uses; `Settings` gets it under the option's `dest`.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -18,9 +19,20 @@ import pytest
 
 from pytest_hwperf.settings import OPTIONS, Option, Settings
 
-__all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve_settings"]
+__all__ = [
+    "AB_PEER_DEST",
+    "AB_PEER_FLAG",
+    "OPTIONS",
+    "Option",
+    "Settings",
+    "add_options",
+    "resolve_settings",
+]
 
 T = TypeVar("T")
+
+AB_PEER_FLAG = "--hwperf-ab-peer"
+AB_PEER_DEST = "hwperf_ab_peer"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -40,6 +52,11 @@ def add_options(parser: pytest.Parser) -> None:
                 help=option.help,
             )
         parser.addini(option.ini, help=option.help, type="string", default="")
+    # Internal, not in --help: the base session of a same-run A/B run (--hwperf-against)
+    # is started with the head's address (plugin/ab_session.py).
+    group.addoption(
+        AB_PEER_FLAG, action="store", default=None, dest=AB_PEER_DEST, help=argparse.SUPPRESS
+    )
 
 
 def _resolve(config: pytest.Config, option: Option[T]) -> tuple[T, str]:

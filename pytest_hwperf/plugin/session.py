@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 
 from pytest_hwperf.hardware.context import HardwareContext
 from pytest_hwperf.judge.gate import SavedRun
+from pytest_hwperf.judge.tail import SavedTail
 from pytest_hwperf.plugin.device_cases import DEVICE_ATTR, DeviceCases, device_case
 from pytest_hwperf.plugin.fixtures import CONTEXT_KEY, DEVICE_KEY, PLACEMENT_KEY
 from pytest_hwperf.plugin.judging import (
@@ -30,14 +31,15 @@ from pytest_hwperf.plugin.judging import (
     unjudged_of_report,
 )
 from pytest_hwperf.plugin.markers import SPEC_KEY, TestSpec
-from pytest_hwperf.plugin.options import Settings
+from pytest_hwperf.plugin.options import AB_PEER_DEST, Settings
 from pytest_hwperf.plugin.writing import Written, write_outputs
 from pytest_hwperf.records.codec import as_facts
 from pytest_hwperf.records.types import FingerprintRecord, JSONValue, MeasurementRecord
 from pytest_hwperf.report import summary_lines
 from pytest_hwperf.report.advice import advice_lines
 from pytest_hwperf.report.sweep import sweep_lines, sweeps
-from pytest_hwperf.store import Baseline, BaselineStore, StoreError, commit_label
+from pytest_hwperf.store import Baseline, BaselineStore, RunSummary, StoreError, commit_label
+from pytest_hwperf.store.matching import FoundBaseline
 
 __all__ = ["REPORT_ATTR", "HwperfSession"]
 
@@ -63,8 +65,7 @@ class HwperfSession:
         self.perf_items = 0
         self.device_cases = DeviceCases()
         self.written = Written()
-        self._baseline_loaded = False
-        self._baseline_value: Baseline | None = None
+        self._found_value: FoundBaseline | None = None
 
     @property
     def context(self) -> HardwareContext:
@@ -120,14 +121,21 @@ class HwperfSession:
             measurements=measurements,
             settings=self.settings,
             policy=policy_of(self.settings, self.perf_items),
-            runs_for=self.runs_for,
+            # Same-run A/B (--hwperf-against) compares with the REF, not the baseline.
+            runs_for=None if self.settings.against is not None else self.runs_for,
             fingerprint=(
                 None
                 if fp is None
-                else FingerprintRecord(digest=fp.digest, label=fp.label, hashed=as_facts(fp.hashed))
+                else FingerprintRecord(
+                    digest=fp.digest,
+                    label=fp.label,
+                    hashed=as_facts(fp.hashed),
+                    versions=dict(fp.versions),
+                )
             ),
             placement=self._placement(),
             device_case=case,
+            no_baseline_note=None if fp is None else self._found().no_baseline_note(),
         )
         return report
 
@@ -180,16 +188,37 @@ class HwperfSession:
 
     # -- baselines ------------------------------------------------------------------
 
-    def _baseline(self) -> Baseline | None:
-        """This fingerprint's baseline, loaded once; None when there is none or it is
-        unreadable (then the error is reported and nothing is compared or overwritten)."""
-        if not self._baseline_loaded:
-            self._baseline_loaded = True
+    def _found(self) -> FoundBaseline:
+        """This machine's baseline (`store.matching`: by digest, or migrated from an
+        older fingerprint version), found once; an unreadable file is reported and then
+        nothing is compared or overwritten."""
+        if self._found_value is None:
+            from pytest_hwperf.store.matching import find_baseline
+
+            fp = self.context.fingerprint
             try:
-                self._baseline_value = self.store.load(self.context.fingerprint.digest)
+                self._found_value = find_baseline(
+                    self.store,
+                    FingerprintRecord(digest=fp.digest, label=fp.label, hashed=as_facts(fp.hashed)),
+                )
             except StoreError as exc:
                 self.written.store_errors.append(str(exc))
-        return self._baseline_value
+                self._found_value = FoundBaseline(None)
+        return self._found_value
+
+    def _baseline(self) -> Baseline | None:
+        """This fingerprint's baseline; None when there is none or it is unreadable."""
+        return self._found().baseline
+
+    def _carried(self) -> Mapping[str, Sequence[RunSummary]] | None:
+        """Under --hwperf-save, the runs migrated from an older fingerprint version's
+        files, for the first save under this one to continue (`BaselineStore.save`)."""
+        if not self.settings.save:
+            return None
+        found = self._found()
+        if found.baseline is None or not found.migrated_from:
+            return None
+        return found.baseline.measurements
 
     def runs_for(self, key: str) -> Sequence[SavedRun]:
         """The saved runs of one measurement key on this fingerprint the gate compares."""
@@ -197,10 +226,26 @@ class HwperfSession:
 
         baseline = self._baseline()
         runs = gate_runs(baseline.runs_for(key) if baseline is not None else ())
-        return [SavedRun(value, run.reference_ms, run.reference_kind) for run, value in runs]
+        return [
+            SavedRun(
+                value,
+                run.reference_ms,
+                run.reference_kind,
+                run.versions,
+                run.round_min_ms,
+                SavedTail(run.p95_ms, run.round_p95_ms),
+            )
+            for run, value in runs
+        ]
 
     def suspects_regression(
-        self, test_id: str, name: str, device: str, value_ms: float, spec: TestSpec
+        self,
+        test_id: str,
+        name: str,
+        device: str,
+        value_ms: float,
+        spec: TestSpec,
+        p95_ms: float | None = None,
     ) -> bool:
         """Would this value be a regression? Asked by the hwperf fixture right after a
         measurement, to measure it again (--hwperf-confirm) before the verdict. It asks
@@ -210,7 +255,7 @@ class HwperfSession:
         from pytest_hwperf.judge.regression import REGRESSION
         from pytest_hwperf.store import measurement_key
 
-        if value_ms <= 0:
+        if value_ms <= 0 or self.settings.against is not None:
             return False
         key = measurement_key(test_id, name, device)
         found = compare_with_runs(
@@ -219,8 +264,19 @@ class HwperfSession:
             key=key,
             threshold_pct=threshold_for(spec.regression_pct, self.settings.regression_pct),
             alpha=comparison_alpha(self.settings.alpha, self.perf_items, 1),
+            current_p95_ms=() if p95_ms is None else (p95_ms,),
         )
-        return found.outcome == REGRESSION
+        tail = found.tail
+        # A tail is failed only in the best of the rounds (judge/tail.py): one that
+        # looks slower in this first round is measured again like a suspected regression.
+        tail_suspect = (
+            tail is not None
+            and tail.change_pct is not None
+            and tail.ci_low_pct is not None
+            and tail.ci_low_pct > 0
+            and tail.change_pct >= found.threshold_pct
+        )
+        return found.outcome == REGRESSION or tail_suspect
 
     # -- the end --------------------------------------------------------------------
 
@@ -230,8 +286,8 @@ class HwperfSession:
         )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if _is_xdist_worker(self.config):
-            return
+        if _is_xdist_worker(self.config) or self.config.getoption(AB_PEER_DEST, None):
+            return  # an A/B run's base session writes nothing either
         # Only the controller writes: history, the baseline, then the reports.
         run = (
             uuid.uuid4().hex[:12],
@@ -247,6 +303,7 @@ class HwperfSession:
             advice=self._advice,
             run=run,
             failed_tests=frozenset(self.failed_tests),
+            carry=self._carried(),
         )
         self._baseline()  # a baseline that cannot be read is reported even if unused
         written.store_errors[:0] = self.written.store_errors

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -25,11 +25,12 @@ if TYPE_CHECKING:
     from pytest_hwperf.hardware.context import HardwareContext
     from pytest_hwperf.records.types import FingerprintRecord, JSONValue, MeasurementRecord
     from pytest_hwperf.report import Document
+    from pytest_hwperf.store import RunSummary
 
 __all__ = ["BASELINE_RUNS", "Written", "write_outputs"]
 
-# Saved runs kept per measurement: their statistics give the run-to-run spread the
-# regression gate weighs (Student t with k-1 degrees of freedom; 20 runs give 19).
+# Saved runs kept per measurement: their fastest calls give the baseline's centre and
+# robust run-to-run spread the regression gate weighs (judge/spread.py).
 BASELINE_RUNS = 20
 
 
@@ -100,8 +101,9 @@ def _save_baseline(
     store: BaselineStore,
     run: tuple[str, str, str | None],
     failed_tests: frozenset[str],
+    carry: Mapping[str, Sequence[RunSummary]] | None = None,
 ) -> None:
-    from pytest_hwperf.store import RunSummary
+    from pytest_hwperf.store import run_of_record
 
     run_id, created, commit = run
     by_fingerprint: dict[str, tuple[FingerprintRecord, dict[str, RunSummary]]] = {}
@@ -111,21 +113,12 @@ def _save_baseline(
         if r.breach or r.test_id in failed_tests:
             out.not_saved.append(f"{r.test_id} {r.name!r} on {r.device}")
             continue
-        summary = RunSummary.from_samples(
-            run_id,
-            created,
-            commit,
-            list(r.samples_ns),
-            r.timing.block_size,
-            min_ms=r.gate_ms,
-            reference_ms=r.reference_ms,
-            reference_kind=r.reference_kind,
-        )
+        summary = run_of_record(r, run_id, created, commit)
         by_fingerprint.setdefault(r.fingerprint.digest, (r.fingerprint, {}))[1][r.key] = summary
     saved = []
     for fingerprint, runs in by_fingerprint.values():
         try:
-            path = store.save(fingerprint, runs, keep=BASELINE_RUNS)
+            path = store.save(fingerprint, runs, keep=BASELINE_RUNS, carry=carry)
         except (StoreError, ValueError) as exc:
             out.store_errors.append(f"baseline not saved: {exc}")
         else:
@@ -257,6 +250,7 @@ def write_outputs(
     advice: Callable[[], Sequence[dict[str, JSONValue]]],
     run: tuple[str, str, str | None],
     failed_tests: frozenset[str] = frozenset(),
+    carry: Mapping[str, Sequence[RunSummary]] | None = None,
 ) -> Written:
     """History, then the baseline, then the reports; `run` is (id, created, commit).
     Under --hwperf-save only the measurements of tests that passed are saved."""
@@ -264,7 +258,7 @@ def write_outputs(
     measured = [r for r in records if r.measured]
     _record_history(out, measured, settings, context, run)
     if settings.save:
-        _save_baseline(out, measured, store, run, failed_tests)
+        _save_baseline(out, measured, store, run, failed_tests, carry)
     # One document for the JSON and the HTML report. Each report is written on its own:
     # one that cannot be built, rendered or written is one error line naming it, never a
     # traceback at the end of the session, and the others are still written.

@@ -246,7 +246,9 @@ def _cprofile(target: Target, synchronize: Sync, base: Path, seconds: float) -> 
 _HARNESS_BUILTINS = frozenset({"<method 'disable' of '_lsprof.Profiler' objects>"})
 
 
-_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# The whole package, not only this folder: the `hwperf` fixture's wrapper around the
+# target (plugin/fixtures.py `target`) is the harness too, not the user's code.
+_PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _cprofile_top(stats: Any) -> tuple[TopFunction, ...]:

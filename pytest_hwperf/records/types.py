@@ -28,6 +28,7 @@ __all__ = [
     "MemoryRecord",
     "ModelRecord",
     "ProfileRecord",
+    "RoundBudgetRecord",
     "RoundRecord",
     "StatsRecord",
     "TimingRecord",
@@ -80,6 +81,14 @@ class BudgetRecord:
     measured_per_s: float | None = None
     lower_per_s: float | None = None
     upper_per_s: float | None = None
+    # Confirmation (--hwperf-confirm): a budget the first round breached is judged again
+    # in more rounds, on its best one; these say which and how it went. One round: 1,
+    # None, None, None, False.
+    rounds: int = 1
+    best_round: int | None = None
+    breached_rounds: int | None = None
+    first_outcome: str | None = None
+    cleared: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,12 +109,29 @@ class TimingRecord:
 
 
 @dataclass(frozen=True)
+class RoundBudgetRecord:
+    """One budget's figure in one round (docs/json-schema.md `rounds[].budgets`): the
+    latency at its percentile (`measured_ms`) or its items per second (`measured_per_s`),
+    and that round's verdict on it (None when the round did not judge it)."""
+
+    kind: str  # "latency" or "throughput"
+    outcome: str | None = None
+    percentile: float | None = None
+    measured_ms: float | None = None
+    measured_per_s: float | None = None
+
+
+@dataclass(frozen=True)
 class RoundRecord:
-    """One round of a measurement measured again: its sample count and fastest call."""
+    """One round of a measurement measured again (--hwperf-confirm): its sample count,
+    fastest call and percentiles, and each budget's figure (and verdict) in that round."""
 
     n: int
     min_ms: float | None
     p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    budgets: tuple[RoundBudgetRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,7 +206,9 @@ class ComparisonRecord:
     """A measurement against the saved runs of its key (docs/json-schema.md
     `comparison`): what the regression gate decided, and the one line saying why."""
 
-    outcome: str  # "regression", "improvement", "unchanged", "no baseline"
+    # "regression", "improvement", "unchanged", "not significant", "no baseline",
+    # "not compared"
+    outcome: str
     statistic: str
     current_ms: float
     reason: str
@@ -198,6 +226,26 @@ class ComparisonRecord:
     key: str | None = None
     drift_factor: float | None = None
     rounds: int = 1
+    # The software changes between the newest saved run and this one ("torch 2.13 ->
+    # 2.14"): the comparison was made across them.
+    versions_changed: tuple[str, ...] = ()
+    # Same-run A/B (--hwperf-against, judge/paired.py): mode "ab", the REF measured in
+    # the same run ("HEAD~1 (abc1234)"), the tail percentile's paired comparison, and
+    # each side's rounds (head_rounds[i] was measured right beside base_rounds[i]).
+    # In A/B mode `baseline_ms` is the REF's figure and `baseline_runs` the pairs.
+    mode: str = "baseline"  # "baseline" (against saved runs) or "ab"
+    ref: str | None = None
+    tail: ComparisonRecord | None = None
+    head_rounds: tuple[RoundRecord, ...] = ()
+    base_rounds: tuple[RoundRecord, ...] = ()
+
+    def json_omitted(self) -> frozenset[str]:
+        """The A/B keys are in the JSON only for an A/B comparison; the tail's only when
+        it was compared."""
+        omitted = {"tail"} if self.tail is None else set()
+        if self.mode != "ab":
+            omitted |= {"mode", "ref", "head_rounds", "base_rounds"}
+        return frozenset(omitted)
 
 
 @dataclass(frozen=True)
@@ -207,6 +255,7 @@ class FingerprintRecord:
     digest: str
     label: str = ""
     hashed: Facts = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,12 @@ __all__ = [
 
 PASS, FAIL, WARN, NEUTRAL, ACCENT = "#1a7f37", "#cf222e", "#9a6700", "#6e7781", "#0969da"
 OUTCOME_COLORS = {"pass": PASS, "fail": FAIL, "inconclusive": WARN}
-COMPARISON_COLORS = {"regression": FAIL, "improvement": PASS, "unchanged": ACCENT}
+COMPARISON_COLORS = {
+    "regression": FAIL,
+    "improvement": PASS,
+    "unchanged": ACCENT,
+    "not significant": ACCENT,
+}
 SERIES = ("#0969da", "#e16f24", "#1a7f37", "#8250df", "#bf3989", "#1b7c83")
 
 

@@ -119,7 +119,10 @@ def markdown_summary(
     if rates:
         head.append("throughput")
         align.append("---:")
-    head += ["budget", "verdict", "min vs baseline", "change", "vs baseline"]
+    # Same-run A/B (--hwperf-against) compares with the REF measured in the same run.
+    ab = any(r.comparison is not None and r.comparison.mode == "ab" for r in records)
+    versus = "base" if ab else "baseline"
+    head += ["budget", "verdict", f"min vs {versus}", "change", f"vs {versus}"]
     align += ["---", "---", "---:", "---:", "---"]
     lines += ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
     for r in records:

@@ -18,6 +18,7 @@ from pytest_hwperf.store.baselines import (
     StoreError,
     gate_runs,
     measurement_key,
+    run_of_record,
     thin_samples,
 )
 from pytest_hwperf.store.git import commit_label, current_commit
@@ -47,5 +48,6 @@ __all__ = [
     "current_commit",
     "gate_runs",
     "measurement_key",
+    "run_of_record",
     "thin_samples",
 ]

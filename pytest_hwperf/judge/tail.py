@@ -1,0 +1,110 @@
+"""The tail against the saved runs: the p95 a serving team watches, in stored-baseline
+mode.
+
+The gate's statistic, the fastest call, does not move when every 10th call becomes 4x
+slower; the p95 does. So each comparison with saved runs also compares the p95, like
+with like: a run measured in several rounds (--hwperf-confirm) by its best round's p95
+against the saved runs' best-round p95s, a run of one round by that round's p95 against
+the saved runs' first-round p95s. The interval comes from `regression.compare` on the
+tail figures (their rounds give the spread as the fastest calls' do). Tails move more
+with a co-tenant than fastest calls do, so a tail regression also needs the current p95
+beyond the slowest saved run's by the threshold, a spread of at least 5%, and the best
+of the confirmation rounds (a tail that looks slower in the first round is measured
+again, as a suspected regression is): a tail within what the saved runs have already
+shown, or seen in one round only, is reported with its interval but fails nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pytest_hwperf.judge.budgets import fmt_ms
+from pytest_hwperf.judge.regression import NOT_SIGNIFICANT, REGRESSION, compare
+from pytest_hwperf.records.types import ComparisonRecord
+
+__all__ = ["TAIL_STATISTIC", "SavedTail", "compare_tail"]
+
+TAIL_STATISTIC = "p95"
+TAIL_SIGMA_FLOOR_PCT = 5.0
+"""The least run-to-run spread assumed for a p95: a tail is made of the calls the
+machine interrupted, so it moves from run to run far more than the fastest call."""
+
+
+@dataclass(frozen=True)
+class SavedTail:
+    """A saved run's tail: its first round's p95 and each round's (when recorded)."""
+
+    p95_ms: float | None
+    round_p95_ms: tuple[float, ...] = ()
+
+
+def compare_tail(
+    current_p95_ms: Sequence[float],
+    saved: Sequence[SavedTail],
+    *,
+    threshold_pct: float,
+    alpha: float,
+    fingerprint: str | None = None,
+) -> ComparisonRecord | None:
+    """This run's p95 (one per round measured, the first round first) against the saved
+    runs'; None when either side has no tail figure (a target timed in blocks)."""
+    current_rounds = [v for v in current_p95_ms if v > 0]
+    if not current_rounds:
+        return None
+    confirmed = len(current_rounds) > 1
+    figures: list[float] = []
+    rounds: list[tuple[float, ...]] = []
+    for run in saved:
+        if confirmed and run.round_p95_ms:
+            figures.append(min(run.round_p95_ms))
+            rounds.append(run.round_p95_ms)
+        elif run.p95_ms is not None and run.p95_ms > 0:
+            figures.append(run.p95_ms)
+            rounds.append(())
+    if not figures:
+        return None
+    current = min(current_rounds) if confirmed else current_rounds[0]
+    found = compare(
+        current,
+        figures,
+        threshold_pct=threshold_pct,
+        alpha=alpha,
+        statistic=TAIL_STATISTIC,
+        baseline_rounds=rounds,
+        current_rounds=current_rounds if confirmed else (),
+        sigma_floor_pct=TAIL_SIGMA_FLOOR_PCT,
+    )
+    outcome, reason = found.outcome, found.reason(fingerprint)
+    ceiling = max(figures) * (1.0 + threshold_pct / 100.0)
+    if outcome == REGRESSION and current <= ceiling:
+        outcome = NOT_SIGNIFICANT
+        reason += (
+            f"; within the slowest saved run's {TAIL_STATISTIC} plus the threshold"
+            f" ({fmt_ms(ceiling)}): not failed"
+        )
+    elif outcome == REGRESSION and not confirmed:
+        # One round's tail is one draw of the machine's interruptions: a tail
+        # regression is only failed once it held in the best of the confirmation rounds.
+        outcome = NOT_SIGNIFICANT
+        reason += "; one round only (--hwperf-confirm=0): not failed"
+    if confirmed:
+        reason += f" (the best of {len(current_rounds)} rounds)"
+    return ComparisonRecord(
+        outcome=outcome,
+        statistic=TAIL_STATISTIC,
+        current_ms=found.current_ms,
+        reason=reason,
+        baseline_ms=found.baseline_ms,
+        change_pct=found.change_pct,
+        ci_low_pct=found.ci_low_pct,
+        ci_high_pct=found.ci_high_pct,
+        ci_confidence_pct=found.ci_confidence_pct,
+        p_value=found.p_value,
+        sigma_pct=found.sigma_pct,
+        sigma_source=found.sigma_source,
+        baseline_runs=found.baseline_runs,
+        threshold_pct=found.threshold_pct,
+        alpha=found.alpha,
+        rounds=len(current_rounds),
+    )

@@ -1,0 +1,109 @@
+"""Confirmation rounds (`--hwperf-confirm`): a measurement measured again before its
+verdict, for the regression gate and for the budgets alike.
+
+One set of extra rounds serves every reason to measure again:
+
+- a run being saved, and a run whose first round looks like a regression, are measured
+  in every round, and the regression gate judges the fastest call of all of them;
+- a budget the first round breaches is judged again in each extra round, and then on
+  its best round (judge/rounds.py): it fails only when every round breaches it. When
+  nothing else asks for every round, the rounds end as soon as each budget judged again
+  has passed in one of them (a pass cannot be undone by later rounds).
+
+The first round stays the measurement's samples of record (its statistics, the table);
+every round, the first included, is recorded in `rounds` with its percentiles and each
+budget's figure. Pure: the caller gives the function that measures one more round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from pytest_hwperf.judge.budgets import Budget, Outcome
+from pytest_hwperf.judge.compliance import BudgetVerdict
+from pytest_hwperf.judge.rounds import best_of_rounds
+from pytest_hwperf.measure.device import DeviceSync
+from pytest_hwperf.measure.result import Measurement
+from pytest_hwperf.measure.sampler import STOPPED_AT_FAILURE, SamplingPolicy, measure
+
+__all__ = ["MeasureRound", "confirm", "measuring"]
+
+# Measure the target once more, judging these budgets (none: the fastest call only).
+MeasureRound = Callable[[tuple[Budget, ...]], Measurement]
+
+
+def measuring(
+    target: Callable[[], object],
+    name: str,
+    policy: SamplingPolicy,
+    sync: DeviceSync,
+    clock: Callable[[], int],
+    hang: Mapping[str, Callable[[str], object]],
+) -> MeasureRound:
+    """The rounds after the first of `target`, measured as the first was (`hang`: the
+    sampler's `on_hang`, when the caller has one)."""
+
+    def again(budgets: tuple[Budget, ...]) -> Measurement:
+        return measure(
+            target, name=name, budgets=budgets, policy=policy, sync=sync, clock=clock, **hang
+        )[1]
+
+    return again
+
+
+def confirm(
+    first: Measurement, measure_round: MeasureRound, *, rounds: int, every_round: bool
+) -> int:
+    """Measure `first`'s target again in up to `rounds` more rounds, where needed.
+
+    `every_round`: the run is saved, or its first round looks like a regression: all the
+    rounds are measured. Otherwise rounds are measured only when the first round breached
+    a budget. When one did, every budget the first round did not pass is judged in each
+    extra round and gets the verdict of its best round; `first.verdicts` are replaced by
+    those. Returns how many rounds were measured in all (1: none more)."""
+    if rounds < 1:
+        return 1
+    breached = [v.budget for v in first.verdicts if v.outcome is Outcome.FAIL]
+    if not every_round and not breached:
+        return 1
+    again = tuple(v.budget for v in first.verdicts if v.outcome is not Outcome.PASS)
+    if not breached:
+        again = ()  # the budgets stand on the first round: nothing to confirm
+    judged: dict[Budget, list[tuple[int, BudgetVerdict]]] = {
+        v.budget: [(1, v)] for v in first.verdicts if v.budget in again
+    }
+    budgets = [v.budget for v in first.verdicts]
+    first.rounds.append(first.round_record(budgets))
+    for number in range(2, rounds + 2):
+        measured = measure_round(again)
+        first.rounds.append(measured.round_record(budgets))
+        for verdict in measured.verdicts:
+            if verdict.budget in judged:
+                judged[verdict.budget].append((number, verdict))
+        if not every_round and all(
+            any(v.outcome is Outcome.PASS for _, v in found) for found in judged.values()
+        ):
+            break
+    if judged:
+        _judge_on_rounds(first, judged, breached)
+    return len(first.rounds)
+
+
+def _judge_on_rounds(
+    first: Measurement,
+    judged: dict[Budget, list[tuple[int, BudgetVerdict]]],
+    breached: list[Budget],
+) -> None:
+    first.verdicts = [
+        best_of_rounds(judged[v.budget]) if v.budget in judged else v for v in first.verdicts
+    ]
+    if all(v.outcome is not Outcome.INCONCLUSIVE for v in first.verdicts):
+        # The first round stopped at its failure; the rounds after it decided the rest.
+        first.notes[:] = [note for note in first.notes if note != STOPPED_AT_FAILURE]
+    measured = len(first.rounds)
+    names = ", ".join(b.describe() for b in breached)
+    first.notes.append(
+        f"the first round breached {names}: measured in {measured - 1} more"
+        f" round{'s' if measured > 2 else ''} (--hwperf-confirm), each budget judged on its"
+        " best round"
+    )
