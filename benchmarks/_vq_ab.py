@@ -47,6 +47,7 @@ class ABRepo:
         self.root = root  # the repository
         self.out = out  # reports and the (unused) baseline dir, outside the repository
         self.options = options  # --hwperf and the benchmark's settings
+        self.ab_options: list[str] = []  # more options for the A/B runs only (--ab-args)
         self.head: str | None = None
         self.labels: list[str] = []
 
@@ -113,7 +114,7 @@ class ABRepo:
         self.checkout(label)
         options = [*self.options, f"--hwperf-baseline-dir={self.out / 'hwperf'}"]
         if against:
-            options.append("--hwperf-against=HEAD~1")
+            options += ["--hwperf-against=HEAD~1", *self.ab_options]
         process, results = run_tests(
             self.root, self.out, tag, ["test_model.py"], options, bench=False
         )

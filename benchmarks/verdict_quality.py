@@ -398,6 +398,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--no-tail", action="store_true", help="no tail level in the stored series")
     add("--ab", action="store_true", help="also the A/B mode (--hwperf-against=HEAD~1)")
     add("--ab-changes", default="0,5,10,tail", help="A/B levels (0,5,10,tail)")
+    add(
+        "--ab-args",
+        default="",
+        help="more options for the A/B runs only (e.g. --hwperf-regression=5: at the"
+        " default 10%% threshold a +5%% change is 'shown within the threshold')",
+    )
     add("--cost-runs", type=int, default=2, help="plain runs per A/B level for the cost ratio (2)")
     add("--modes", default="stored,budget", help="of stored,budget (and --ab)")
     add("--conditions", help="quiet,noisy: without and with the co-tenant (default quiet)")
@@ -477,6 +483,7 @@ def main() -> int:
             )
         if args.ab:
             repo = ABRepo(tmp / "ab-repo", tmp / "ab-out", bench.options)
+            repo.ab_options = shlex.split(args.ab_args)
             repo.create(
                 args.layers,
                 bench.model_budget_ms,
