@@ -30,7 +30,7 @@ from pytest_hwperf.records.types import ComparisonRecord, JSONValue
 from pytest_hwperf.report.json_report import MAX_REPORT_BYTES
 from pytest_hwperf.report.terminal import ms_text, visible
 from pytest_hwperf.settings import DEFAULTS
-from pytest_hwperf.store import BaselineStore, StoreError, gate_runs
+from pytest_hwperf.store import BaselineStore, StoreError
 from pytest_hwperf.units import fmt_change, fmt_ms
 
 if TYPE_CHECKING:
@@ -155,9 +155,7 @@ class _Base:
 
 def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
     """A baseline file, read through the store (its checks and messages)."""
-    from pytest_hwperf.judge.gate import SavedRun
-    from pytest_hwperf.judge.tail import SavedTail
-    from pytest_hwperf.store.matching import with_versions
+    from pytest_hwperf.store.matching import gate_inputs, with_versions
 
     if path.parent.name == "baselines":
         try:
@@ -198,20 +196,9 @@ def _base_from_baseline(path: Path, document: object, data: bytes) -> _Base:
     for key, runs in baseline.measurements.items():
         # As the plugin compares them (runs saved without versions get the old
         # fingerprint's).
-        usable = gate_runs([with_versions(run, hashed) for run in runs])
         entries[key] = _Saved(
             digest,
-            tuple(
-                SavedRun(
-                    value,
-                    run.reference_ms,
-                    run.reference_kind,
-                    run.versions,
-                    run.round_min_ms,
-                    SavedTail(run.p95_ms, run.round_p95_ms),
-                )
-                for run, value in usable
-            ),
+            tuple(gate_inputs([with_versions(run, hashed) for run in runs])),
             hashed,
         )
     return _Base(path, "baseline file", digest, baseline.fingerprint.label, entries, hashed)

@@ -121,22 +121,9 @@ def compare_with_runs(
             reason += f"; across {', '.join(changed)}"
     elif no_baseline_note:
         reason += f"; {no_baseline_note}"
-    return ComparisonRecord(
-        outcome=found.outcome,
+    return found.as_record(
+        reason,
         statistic=found.statistic or STATISTIC,
-        current_ms=found.current_ms,
-        reason=reason,
-        baseline_ms=found.baseline_ms,
-        change_pct=found.change_pct,
-        ci_low_pct=found.ci_low_pct,
-        ci_high_pct=found.ci_high_pct,
-        ci_confidence_pct=found.ci_confidence_pct,
-        p_value=found.p_value,
-        sigma_pct=found.sigma_pct,
-        sigma_source=found.sigma_source,
-        baseline_runs=found.baseline_runs,
-        threshold_pct=found.threshold_pct,
-        alpha=found.alpha,
         key=key,
         drift_factor=drift,
         rounds=max(1, rounds),

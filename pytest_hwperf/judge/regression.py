@@ -44,12 +44,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 from pytest_hwperf.judge.budgets import (
     fmt_ms,
     parse_threshold,
 )
 from pytest_hwperf.judge.spread import between_runs_spread, lower_median, rounds_spread
+from pytest_hwperf.records.types import ComparisonRecord
 from pytest_hwperf.units import fmt_change
 
 __all__ = [
@@ -310,6 +312,29 @@ class Comparison:
             f"{current} vs {_versus(self.baseline_ms, versus)}: {change}, {verdict}, "
             f"p={_fmt_p(self.p_value)}{where}"
         )
+
+    def as_record(self, reason: str, **extra: Any) -> ComparisonRecord:
+        """This comparison as the record reports carry, with its one line (`reason`) and
+        what the caller adds (`key`, `rounds`, `outcome` overridden, A/B fields...)."""
+        fields: dict[str, Any] = {
+            "outcome": self.outcome,
+            "statistic": self.statistic,
+            "current_ms": self.current_ms,
+            "reason": reason,
+            "baseline_ms": self.baseline_ms,
+            "change_pct": self.change_pct,
+            "ci_low_pct": self.ci_low_pct,
+            "ci_high_pct": self.ci_high_pct,
+            "ci_confidence_pct": self.ci_confidence_pct,
+            "p_value": self.p_value,
+            "sigma_pct": self.sigma_pct,
+            "sigma_source": self.sigma_source,
+            "baseline_runs": self.baseline_runs,
+            "threshold_pct": self.threshold_pct,
+            "alpha": self.alpha,
+        }
+        fields.update(extra)
+        return ComparisonRecord(**fields)
 
 
 def _versus(baseline_ms: float, versus: str | None) -> str:

@@ -90,21 +90,4 @@ def compare_tail(
         reason += "; one round only (--hwperf-confirm=0): not failed"
     if confirmed:
         reason += f" (the best of {len(current_rounds)} rounds)"
-    return ComparisonRecord(
-        outcome=outcome,
-        statistic=TAIL_STATISTIC,
-        current_ms=found.current_ms,
-        reason=reason,
-        baseline_ms=found.baseline_ms,
-        change_pct=found.change_pct,
-        ci_low_pct=found.ci_low_pct,
-        ci_high_pct=found.ci_high_pct,
-        ci_confidence_pct=found.ci_confidence_pct,
-        p_value=found.p_value,
-        sigma_pct=found.sigma_pct,
-        sigma_source=found.sigma_source,
-        baseline_runs=found.baseline_runs,
-        threshold_pct=found.threshold_pct,
-        alpha=found.alpha,
-        rounds=len(current_rounds),
-    )
+    return found.as_record(reason, outcome=outcome, rounds=len(current_rounds))

@@ -19,7 +19,6 @@ import pytest
 
 from pytest_hwperf.hardware.context import HardwareContext
 from pytest_hwperf.judge.gate import SavedRun
-from pytest_hwperf.judge.tail import SavedTail
 from pytest_hwperf.plugin.device_cases import DEVICE_ATTR, DeviceCases, device_case
 from pytest_hwperf.plugin.fixtures import CONTEXT_KEY, DEVICE_KEY, PLACEMENT_KEY
 from pytest_hwperf.plugin.judging import (
@@ -222,21 +221,10 @@ class HwperfSession:
 
     def runs_for(self, key: str) -> Sequence[SavedRun]:
         """The saved runs of one measurement key on this fingerprint the gate compares."""
-        from pytest_hwperf.store import gate_runs
+        from pytest_hwperf.store.matching import gate_inputs
 
         baseline = self._baseline()
-        runs = gate_runs(baseline.runs_for(key) if baseline is not None else ())
-        return [
-            SavedRun(
-                value,
-                run.reference_ms,
-                run.reference_kind,
-                run.versions,
-                run.round_min_ms,
-                SavedTail(run.p95_ms, run.round_p95_ms),
-            )
-            for run, value in runs
-        ]
+        return gate_inputs(baseline.runs_for(key) if baseline is not None else ())
 
     def suspects_regression(
         self,

@@ -20,7 +20,7 @@ quota that changed the usable cores).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,10 +30,18 @@ from pytest_hwperf.hardware.fingerprint import (
     same_hardware,
     v1_versions,
 )
+from pytest_hwperf.judge.gate import SavedRun
+from pytest_hwperf.judge.tail import SavedTail
 from pytest_hwperf.records.types import FingerprintRecord
-from pytest_hwperf.store.baselines import Baseline, BaselineStore, RunSummary, StoreError
+from pytest_hwperf.store.baselines import (
+    Baseline,
+    BaselineStore,
+    RunSummary,
+    StoreError,
+    gate_runs,
+)
 
-__all__ = ["FoundBaseline", "find_baseline", "migrates_to", "with_versions"]
+__all__ = ["FoundBaseline", "find_baseline", "gate_inputs", "migrates_to", "with_versions"]
 
 _SHOWN_ELSEWHERE = 2  # other hardware named in the line; the rest are counted
 
@@ -63,6 +71,23 @@ class FoundBaseline:
 def _version_of(hashed: Mapping[str, object]) -> int:
     value = hashed.get("fingerprint_version")
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def gate_inputs(runs: Sequence[RunSummary]) -> list[SavedRun]:
+    """The saved runs of one key as the regression gate takes them (`gate.SavedRun`):
+    those that recorded its figure, each with its fastest call, reference, versions,
+    rounds and tail. The plugin and `hwperf compare` both read saved runs through here."""
+    return [
+        SavedRun(
+            value,
+            run.reference_ms,
+            run.reference_kind,
+            run.versions,
+            run.round_min_ms,
+            SavedTail(run.p95_ms, run.round_p95_ms),
+        )
+        for run, value in gate_runs(runs)
+    ]
 
 
 def migrates_to(ours: Mapping[str, object], theirs: Mapping[str, object]) -> bool:
