@@ -97,6 +97,18 @@ CALL_TIMEOUT_FLOOR_S = 60.0
 CALL_TIMEOUT_MAX_TIMES = 10.0
 
 
+def parse_pause(raw: str) -> float:
+    """The longest pause between confirmation rounds: seconds up to 60, or 0 (none)."""
+    what = "expected a pause in seconds, from 0 (rounds back to back) up to 60"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(what) from None
+    if not (math.isfinite(value) and 0 <= value <= 60):
+        raise ValueError(what)
+    return value
+
+
 def parse_alpha(raw: str) -> float:
     try:
         value = float(raw)
@@ -328,6 +340,15 @@ class Settings:
         " regression, are measured in; the gate judges the fastest call of all (default 5;"
         " 0: one round always)",
         "N",
+    )
+    confirm_pause_s: float = _option(
+        "--hwperf-confirm-pause",
+        1.6,
+        parse_pause,
+        "Longest pause between the rounds that confirm a breached budget or a suspected"
+        " regression, in seconds: they wait 0.1, 0.2, 0.4 ... up to it, so that they span"
+        " a co-tenant's bursts instead of sharing one (default 1.6; 0: back to back)",
+        "SECONDS",
     )
     reference: bool = _option(
         "--hwperf-reference",

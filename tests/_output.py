@@ -11,7 +11,9 @@ import pytest
 
 # A quick measuring run. A test whose assertions need a particular time limit or warm-up
 # spells its own, with the reason; everywhere else the value does not matter.
-FAST_RUN = ("--hwperf-max-time=1", "--hwperf-warmup=0.01")
+# Confirmation rounds back to back: spreading them over seconds is for co-tenants'
+# bursts (tests/test_budget_rounds.py tests the pauses themselves).
+FAST_RUN = ("--hwperf-max-time=1", "--hwperf-warmup=0.01", "--hwperf-confirm-pause=0")
 
 
 def load_json(path: Path) -> dict[str, Any]:

@@ -397,3 +397,28 @@ def test_a_memory_budget_is_not_measured_again(pytester, monkeypatch):
     assert record.budgets[0].outcome == "pass"
     assert record.budgets[0].rounds == 1
     result.stdout.fnmatch_lines(["*hwperf: 'work' on cpu: memory: peak RSS * over the 1 MB*"])
+
+
+def test_rounds_that_confirm_a_suspicion_are_spread_over_seconds():
+    """A breach confirmed in rounds waits 0.1, 0.2, 0.4 ... s before each (capped by
+    --hwperf-confirm-pause), so that a co-tenant's burst cannot span them all; a run
+    being saved (no pause given) and `longest_pause_s=0` measure back to back."""
+    from pytest_hwperf.measure.rounds import ROUND_PAUSES_S
+
+    def breaching() -> Rounds:
+        return Rounds(*[30.0] * 6)
+
+    waits: list[float] = []
+    first = _measured(_samples(25.0), (LATENCY,))
+    assert confirm(first, breaching(), rounds=6, every_round=False, pause=waits.append) == 7
+    assert waits == [*ROUND_PAUSES_S, ROUND_PAUSES_S[-1]]
+    waits.clear()
+    first = _measured(_samples(25.0), (LATENCY,))
+    confirm(
+        first, breaching(), rounds=5, every_round=False, pause=waits.append, longest_pause_s=0.3
+    )
+    assert waits == [0.1, 0.2, 0.3, 0.3, 0.3]
+    waits.clear()
+    first = _measured(_samples(25.0), (LATENCY,))
+    confirm(first, breaching(), rounds=5, every_round=False, pause=waits.append, longest_pause_s=0)
+    assert waits == []

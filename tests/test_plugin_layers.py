@@ -7,7 +7,8 @@ beside their owners (never by plugin name):
     hooks -> {session, pool_fixture, fixtures, options, markers}
     session -> {fixtures, markers, options, ...its own helpers}
     pool_fixture -> {fixtures, markers, options}
-    fixtures -> {markers, options}
+    fixtures -> {markers, options, suspects}
+    suspects -> {markers}
     markers, options -> no other plugin module
 
 Counted are all imports, those under `if TYPE_CHECKING:` too.
@@ -24,7 +25,8 @@ PLUGIN = "pytest_hwperf.plugin"
 ALLOWED: dict[str, frozenset[str]] = {
     "markers": frozenset(),
     "options": frozenset(),
-    "fixtures": frozenset({"markers", "options"}),
+    "suspects": frozenset({"markers"}),
+    "fixtures": frozenset({"markers", "options", "suspects"}),
     "pool_fixture": frozenset({"fixtures", "markers", "options"}),
 }
 

@@ -97,6 +97,7 @@ def test_the_option_table_is_what_these_tests_cover():
         "save",
         "regression",
         "confirm",
+        "confirm_pause",
         "reference",
         "fail_on_improvement",
         "against",  # its runs: tests/test_ab.py
@@ -143,6 +144,7 @@ VALUED = {
     "inconclusive": ("fail", "pass", "inconclusive", "fail", "pass"),
     "gc": ("disable", "collect", "gc", "disable", "collect"),
     "confirm": ("0", "5", "confirm", 0, 5),
+    "confirm_pause": ("0.5", "0", "confirm_pause_s", 0.5, 0.0),
     "reference": ("on", "off", "reference", True, False),
 }
 
@@ -406,6 +408,10 @@ BAD_VALUES = [
     ("call_timeout", "-1"),
     ("call_timeout", "1e308"),
     ("call_timeout", "soon"),
+    ("confirm_pause", "-1"),
+    ("confirm_pause", "61"),
+    ("confirm_pause", "nan"),
+    ("confirm_pause", "soon"),
     ("alpha", "0"),
     ("alpha", "0.6"),
     ("alpha", "low"),

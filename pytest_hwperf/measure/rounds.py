@@ -10,6 +10,12 @@ One set of extra rounds serves every reason to measure again:
   nothing else asks for every round, the rounds end as soon as each budget judged again
   has passed in one of them (a pass cannot be undone by later rounds).
 
+Rounds that confirm a suspicion (a breached budget, a suspected regression) are spread
+over a few seconds (`pause`, with `ROUND_PAUSES_S` before each): a co-tenant's
+interference comes in bursts of seconds, and rounds measured back to back share one, so
+that a burst would fail a budget "in every round". A run being saved is measured back to
+back: nothing is suspected there, and a suite's save would cost seconds per measurement.
+
 The first round stays the measurement's samples of record (its statistics, the table);
 every round, the first included, is recorded in `rounds` with its percentiles and each
 budget's figure. Pure: the caller gives the function that measures one more round.
@@ -26,7 +32,13 @@ from pytest_hwperf.measure.device import DeviceSync
 from pytest_hwperf.measure.result import Measurement
 from pytest_hwperf.measure.sampler import STOPPED_AT_FAILURE, SamplingPolicy, measure
 
-__all__ = ["MeasureRound", "confirm", "measuring"]
+__all__ = ["ROUND_PAUSES_S", "MeasureRound", "confirm", "measuring"]
+
+ROUND_PAUSES_S = (0.1, 0.2, 0.4, 0.8, 1.6)
+"""The pause before each round after the first when a suspicion is confirmed, in
+seconds (the last one repeats): 3.1 s over the default 5 rounds, so the rounds span
+several of the bursts a busy co-tenant makes, at a cost paid only where a test looked
+like failing."""
 
 # Measure the target once more, judging these budgets (none: the fastest call only).
 MeasureRound = Callable[[tuple[Budget, ...]], Measurement]
@@ -52,7 +64,13 @@ def measuring(
 
 
 def confirm(
-    first: Measurement, measure_round: MeasureRound, *, rounds: int, every_round: bool
+    first: Measurement,
+    measure_round: MeasureRound,
+    *,
+    rounds: int,
+    every_round: bool,
+    pause: Callable[[float], object] | None = None,
+    longest_pause_s: float = ROUND_PAUSES_S[-1],
 ) -> int:
     """Measure `first`'s target again in up to `rounds` more rounds, where needed.
 
@@ -60,7 +78,9 @@ def confirm(
     rounds are measured. Otherwise rounds are measured only when the first round breached
     a budget. When one did, every budget the first round did not pass is judged in each
     extra round and gets the verdict of its best round; `first.verdicts` are replaced by
-    those. Returns how many rounds were measured in all (1: none more)."""
+    those. `pause` (e.g. `time.sleep`; None: back to back) is called with
+    `ROUND_PAUSES_S` (none longer than `longest_pause_s`) before each extra round.
+    Returns how many rounds were measured in all (1: none more)."""
     if rounds < 1:
         return 1
     breached = [v.budget for v in first.verdicts if v.outcome is Outcome.FAIL]
@@ -75,6 +95,9 @@ def confirm(
     budgets = [v.budget for v in first.verdicts]
     first.rounds.append(first.round_record(budgets))
     for number in range(2, rounds + 2):
+        if pause is not None and longest_pause_s > 0:
+            step = ROUND_PAUSES_S[min(number - 2, len(ROUND_PAUSES_S) - 1)]
+            pause(min(step, longest_pause_s))
         measured = measure_round(again)
         first.rounds.append(measured.round_record(budgets))
         for verdict in measured.verdicts:

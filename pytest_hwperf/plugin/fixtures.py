@@ -8,7 +8,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 
@@ -17,6 +17,7 @@ from pytest_hwperf.hardware.probing import quiet_probe
 from pytest_hwperf.measure.window import opened
 from pytest_hwperf.plugin.markers import SPEC_KEY, TestSpec
 from pytest_hwperf.plugin.options import SETTINGS_KEY, Settings
+from pytest_hwperf.plugin.suspects import Suspect, suspect_for
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning
 from pytest_hwperf.workers.config import WorkerConfig, applied_threads
 
@@ -41,12 +42,10 @@ __all__ = [
     "MODELS_KEY",
     "PLACEMENT_KEY",
     "PROFILE_TARGETS_KEY",
-    "REGRESSION_CHECK_KEY",
     "WORKER_CONFIG_KEY",
     "HardwareInfo",
     "Hwperf",
     "ObservedThreads",
-    "RegressionCheck",
     "declared_config",
     "device",
     "hardware_context",
@@ -59,35 +58,12 @@ __all__ = [
 T = TypeVar("T")
 
 
-class RegressionCheck(Protocol):
-    """Would the regression gate fail this fastest call (ms), or this p95, of a test's
-    measurement? Arguments: test id, measurement name, device, value, the test's spec,
-    the p95 in ms (None: not per call)."""
-
-    def __call__(
-        self,
-        test_id: str,
-        name: str,
-        device: str,
-        value_ms: float,
-        spec: TestSpec,
-        p95_ms: float | None,
-        /,
-    ) -> bool: ...
-
-
-Suspect = Callable[[str, str, float, "float | None"], bool]
-
-
 # -- stash keys: on the config, set at configure --------------------------------------
 # The CPUs this process may use (read before the conftests load; an xdist worker's
 # share once placed), an xdist worker's placement, and the detected hardware.
 AFFINITY_KEY: pytest.StashKey[tuple[int, ...]] = pytest.StashKey()
 PLACEMENT_KEY: pytest.StashKey[Placement] = pytest.StashKey()
 CONTEXT_KEY: pytest.StashKey[HardwareContext] = pytest.StashKey()
-# Under --hwperf: the session's answer to "would this be a regression?", put there when
-# the session is registered; `hwperf` measures a suspect again (--hwperf-confirm).
-REGRESSION_CHECK_KEY: pytest.StashKey[RegressionCheck] = pytest.StashKey()
 AB_KEY: pytest.StashKey[Pairing] = pytest.StashKey()  # on an item: --hwperf-against's pairing
 
 # -- stash keys: on each item, filled by the fixtures ---------------------------------
@@ -342,7 +318,14 @@ class Hwperf:
             and suspect(first.name, first.device, first.stats.min_ms, first.stats.p95_ms)
         )
         again = measuring(target, first.name, self._policy(), sync, self.clock, self._hang())
-        confirm(first, again, rounds=self._settings.confirm, every_round=every_round)
+        confirm(
+            first,
+            again,
+            rounds=self._settings.confirm,
+            every_round=every_round,
+            pause=None if self._settings.save else time.sleep,
+            longest_pause_s=self._settings.confirm_pause_s,
+        )
 
     def _call_once(
         self,
@@ -452,7 +435,7 @@ def hwperf(request: pytest.FixtureRequest) -> Hwperf:
             if settings.enabled and settings.profile != "off"
             else None
         ),
-        suspect=_suspect_for(request) if settings.enabled else None,
+        suspect=suspect_for(request) if settings.enabled else None,
         on_hang=_end_on_hang(request.config),
         ab=node.stash.get(AB_KEY, None),
     )
@@ -473,20 +456,6 @@ def _end_on_hang(config: pytest.Config) -> Callable[[str], object]:
         end_process(f"hwperf: {message} (--hwperf-call-timeout)")
 
     return on_hang
-
-
-def _suspect_for(request: pytest.FixtureRequest) -> Suspect | None:
-    """The session's "would this be a regression?" for this test, when there is one."""
-    check = request.config.stash.get(REGRESSION_CHECK_KEY, None)
-    if check is None:
-        return None
-    node = request.node
-    spec = node.stash.get(SPEC_KEY, TestSpec())
-
-    def suspect(name: str, device: str, value_ms: float, p95_ms: float | None) -> bool:
-        return bool(check(node.nodeid, name, device, value_ms, spec, p95_ms))
-
-    return suspect
 
 
 def hardware_context(config: pytest.Config) -> HardwareContext:

@@ -21,7 +21,6 @@ import pytest
 from pytest_hwperf.plugin.fixtures import (
     AFFINITY_KEY,
     PLACEMENT_KEY,
-    REGRESSION_CHECK_KEY,
     declared_config,
     device,
     hardware_context,
@@ -47,6 +46,7 @@ from pytest_hwperf.plugin.options import (
     resolve_settings,
 )
 from pytest_hwperf.plugin.pool_fixture import worker_pool
+from pytest_hwperf.plugin.suspects import REGRESSION_CHECK_KEY
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning, HwperfWarning
 
 if TYPE_CHECKING:

@@ -186,6 +186,7 @@ def _document(
             "gc": s.gc,
             "regression_pct": s.regression_pct,
             "confirm": s.confirm,
+            "confirm_pause_s": s.confirm_pause_s,
             "reference": s.reference,
             "baseline_dir": str(s.baseline_dir),
             "profile": s.profile,
