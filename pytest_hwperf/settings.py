@@ -109,6 +109,18 @@ def parse_pause(raw: str) -> float:
     return value
 
 
+def parse_busy_wait(raw: str) -> float:
+    """The CPU wait from which a round is disturbed: a fraction from 0 (off) up to 16."""
+    what = "expected a CPU wait per second of a round, from 0 (off) up to 16, e.g. 0.1"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(what) from None
+    if not (math.isfinite(value) and 0 <= value <= 16):
+        raise ValueError(what)
+    return value
+
+
 def parse_alpha(raw: str) -> float:
     try:
         value = float(raw)
@@ -349,6 +361,16 @@ class Settings:
         " regression, in seconds: they wait 0.1, 0.2, 0.4 ... up to it, so that they span"
         " a co-tenant's bursts instead of sharing one (default 1.6; 0: back to back)",
         "SECONDS",
+    )
+    busy_wait: float = _option(
+        "--hwperf-busy-wait",
+        0.1,
+        parse_busy_wait,
+        "The CPU wait (this test's threads' run-queue wait per second of a round, from the"
+        " kernel) from which a round counts as disturbed by a busy machine: confirmation"
+        " rounds measure a quiet one in its place and the gates do not judge it"
+        " (default 0.1; 0: off)",
+        "FRACTION",
     )
     reference: bool = _option(
         "--hwperf-reference",

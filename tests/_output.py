@@ -13,7 +13,11 @@ import pytest
 # spells its own, with the reason; everywhere else the value does not matter.
 # Confirmation rounds back to back: spreading them over seconds is for co-tenants'
 # bursts (tests/test_budget_rounds.py tests the pauses themselves).
-FAST_RUN = ("--hwperf-max-time=1", "--hwperf-warmup=0.01", "--hwperf-confirm-pause=0")
+FAST_RUN = (
+    "--hwperf-max-time=1",
+    "--hwperf-warmup=0.01",
+    "--hwperf-confirm-pause=0",
+)
 
 
 def load_json(path: Path) -> dict[str, Any]:

@@ -128,8 +128,11 @@ _RUN: dict[str, dict[str, Any]] = {}  # the inner run's facts, taken once per pr
 @pytest.fixture(autouse=True)
 def not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """pytest-benchmark disables itself where PYTEST_XDIST_WORKER is set; an outer run
-    under pytest-xdist must not leak that into the inner runs."""
+    under pytest-xdist must not leak that into the inner runs. Nor the suite's
+    PYTEST_ADDOPTS (conftest.py): these inner runs go without the plugin (-p no:hwperf),
+    to which its option is unknown."""
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
 
 
 @pytest.fixture

@@ -18,6 +18,14 @@ from pytest_hwperf.plugin.options import OPTIONS
 from pytest_hwperf.settings import DEFAULTS, MAX_SECONDS, Settings
 from pytest_hwperf.settings import option as find_option
 
+
+@pytest.fixture(autouse=True)
+def _options_as_given(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about where each option's value comes from (ini, command line,
+    defaults): the suite's PYTEST_ADDOPTS (conftest.py) would override the ini."""
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+
+
 # A test that measures a tiny target without a budget: it stops after ~0.1 s.
 TINY_TEST = """
 def test_tiny(hwperf):
@@ -98,6 +106,7 @@ def test_the_option_table_is_what_these_tests_cover():
         "regression",
         "confirm",
         "confirm_pause",
+        "busy_wait",
         "reference",
         "fail_on_improvement",
         "against",  # its runs: tests/test_ab.py
@@ -145,6 +154,7 @@ VALUED = {
     "gc": ("disable", "collect", "gc", "disable", "collect"),
     "confirm": ("0", "5", "confirm", 0, 5),
     "confirm_pause": ("0.5", "0", "confirm_pause_s", 0.5, 0.0),
+    "busy_wait": ("0.25", "0", "busy_wait", 0.25, 0.0),
     "reference": ("on", "off", "reference", True, False),
 }
 
@@ -412,6 +422,10 @@ BAD_VALUES = [
     ("confirm_pause", "61"),
     ("confirm_pause", "nan"),
     ("confirm_pause", "soon"),
+    ("busy_wait", "-0.1"),
+    ("busy_wait", "17"),
+    ("busy_wait", "nan"),
+    ("busy_wait", "busy"),
     ("alpha", "0"),
     ("alpha", "0.6"),
     ("alpha", "low"),

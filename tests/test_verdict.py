@@ -338,7 +338,7 @@ def test_throughput_one_sample_has_no_finite_bound():
 
 # Where a verdict of several confirmation rounds came from (judge/rounds.py); a verdict
 # of one round carries them too: 1, null, null, null, false.
-ROUND_KEYS = ("rounds", "best_round", "breached_rounds", "first_outcome", "cleared")
+ROUND_KEYS = ("rounds", "best_round", "breached_rounds", "first_outcome", "cleared", "busy_rounds")
 
 
 def test_latency_to_record():

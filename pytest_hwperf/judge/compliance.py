@@ -72,6 +72,9 @@ class BudgetVerdict:
     breached_rounds: int | None = None
     first_outcome: Outcome | None = None
     first_measured: float | None = None
+    # Of those rounds, how many were not judged: disturbed (measure/contention.py), the
+    # test's threads kept waiting for a CPU, and the budget breached there.
+    busy_rounds: int = 0
 
     def with_outcome(self, outcome: Outcome) -> BudgetVerdict:
         return dataclasses.replace(self, outcome=outcome)
@@ -116,8 +119,15 @@ class BudgetVerdict:
         """Where a verdict of several rounds came from: `in all 6 rounds (best round 4:
         40/90 calls over budget)`, or `in round 2 of 2 (0/90 calls over budget); breached
         in 1 of 2 rounds (round 1: p95 25.0 ms)`."""
+        busy = self.busy_rounds
+        if self.outcome is Outcome.INCONCLUSIVE and busy == self.rounds:
+            return (
+                f"(breached in all {self.rounds} rounds, but the machine was busy in every"
+                f" one: best round {self.best_round}: {counts})"
+            )
         if self.outcome is Outcome.FAIL:  # the best round breached: so did every round
-            return f"in all {self.rounds} rounds (best round {self.best_round}: {counts})"
+            quiet = f", {busy} of them busy" if busy else ""
+            return f"in all {self.rounds} rounds{quiet} (best round {self.best_round}: {counts})"
         first = self._figure(self.first_measured)
         if self.first_outcome is not Outcome.FAIL and self.first_outcome is not None:
             first += f", {self.first_outcome.value}"
@@ -161,6 +171,7 @@ class BudgetVerdict:
             breached_rounds=self.breached_rounds,
             first_outcome=None if self.first_outcome is None else self.first_outcome.value,
             cleared=self.cleared,
+            busy_rounds=self.busy_rounds,
         )
         return record
 

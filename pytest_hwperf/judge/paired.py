@@ -238,7 +238,14 @@ def ab_comparison(
     head, base = head[:rounds], base[:rounds]
     versus = f"at REF {ref}"
     head_min, base_min = [r.min_ms for r in head], [r.min_ms for r in base]
-    drop = [h or b for h, b in zip(_disturbed(head_min), _disturbed(base_min), strict=True)]
+    # A pair is left out when either round was slower than its side's others by far more
+    # than their spread, or when the machine kept one side waiting for a CPU and not the
+    # other (measure/contention.py): a burst that began or ended between the two. A pair
+    # disturbed on both sides stays: the pairing is there to cancel what hits both.
+    drop = [
+        h or b or (hr.disturbed != br.disturbed)
+        for h, b, hr, br in zip(_disturbed(head_min), _disturbed(base_min), head, base, strict=True)
+    ]
     head_tail = [tail_of(r, percentile) for r in head]
     base_tail = [tail_of(r, percentile) for r in base]
     with_tail = rounds >= MIN_PAIRS and all(v is not None for v in head_tail + base_tail)

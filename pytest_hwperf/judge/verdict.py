@@ -12,8 +12,11 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pytest_hwperf.busy import busy_note
 from pytest_hwperf.judge.gate import SavedRun, compare_with_runs, comparison_alpha, threshold_for
-from pytest_hwperf.records.types import MeasurementRecord, MemoryRecord
+from pytest_hwperf.judge.paired import NOT_COMPARED
+from pytest_hwperf.judge.regression import REGRESSION
+from pytest_hwperf.records.types import ComparisonRecord, MeasurementRecord, MemoryRecord
 from pytest_hwperf.units import fmt_mb
 
 __all__ = [
@@ -270,17 +273,34 @@ def _compared(
         fingerprint=fingerprint,
         versions=versions,
         no_baseline_note=no_baseline_note,
-        current_rounds=[r.min_ms for r in record.rounds if r.min_ms],
+        current_rounds=[r.min_ms for r in record.quiet_rounds if r.min_ms],
         current_p95_ms=tails_of(record),
     )
+    if record.busy:
+        comparison = _not_judged_busy(comparison, record)
     return dataclasses.replace(record, comparison=comparison)
+
+
+def _not_judged_busy(comparison: ComparisonRecord, record: MeasurementRecord) -> ComparisonRecord:
+    """A regression (of the fastest call or of the tail) seen only in rounds the machine
+    disturbed, every one of them, is not a verdict: it becomes "not compared", its line
+    saying why (measure/contention.py)."""
+    note = f"; not judged: {busy_note([r.cpu_wait for r in record.rounds])}"
+    tail = comparison.tail
+    if tail is not None and tail.outcome == REGRESSION:
+        tail = dataclasses.replace(tail, outcome=NOT_COMPARED, reason=tail.reason + note)
+    if comparison.outcome == REGRESSION:
+        return dataclasses.replace(
+            comparison, outcome=NOT_COMPARED, reason=comparison.reason + note, tail=tail
+        )
+    return dataclasses.replace(comparison, tail=tail)
 
 
 def tails_of(record: MeasurementRecord) -> list[float]:
     """The p95 of each round measured (the first round's alone when there was one)."""
     if record.timing.block_size != 1:
         return []  # block means: no per-call percentile
-    found = [r.p95_ms for r in record.rounds if r.p95_ms]
+    found = [r.p95_ms for r in record.quiet_rounds if r.p95_ms]
     if found:
         return found
     return [record.stats.p95_ms] if record.stats.p95_ms else []

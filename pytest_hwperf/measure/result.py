@@ -141,6 +141,11 @@ class Measurement:
     # Same-run A/B (--hwperf-against): the paired comparison with the REF, made while
     # measuring (judge/paired.py); the session's judging keeps it as the comparison.
     comparison: ComparisonRecord | None = None
+    # How long this process's threads waited for a CPU while sampling, per second of it
+    # (measure/contention.py); None where the kernel does not say.
+    cpu_wait: float | None = None
+    # Whether that wait reached --hwperf-busy-wait: the machine disturbed the measurement.
+    disturbed: bool = False
 
     # --- building one --------------------------------------------------------------
 
@@ -302,6 +307,8 @@ class Measurement:
             p95_ms=stats.p95_ms,
             p99_ms=stats.p99_ms,
             budgets=tuple(figures),
+            cpu_wait=self.cpu_wait,
+            disturbed=self.disturbed,
         )
 
     def as_record(self, test_id: str) -> MeasurementRecord:

@@ -23,14 +23,20 @@ budget's figure. Pure: the caller gives the function that measures one more roun
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable
 
 from pytest_hwperf.judge.budgets import Budget, Outcome
 from pytest_hwperf.judge.compliance import BudgetVerdict
 from pytest_hwperf.judge.rounds import best_of_rounds
 from pytest_hwperf.measure.device import DeviceSync
 from pytest_hwperf.measure.result import Measurement
-from pytest_hwperf.measure.sampler import STOPPED_AT_FAILURE, SamplingPolicy, measure
+from pytest_hwperf.measure.sampler import (
+    STOPPED_AT_FAILURE,
+    HangOption,
+    SamplingPolicy,
+    measure,
+)
 
 __all__ = ["ROUND_PAUSES_S", "MeasureRound", "confirm", "measuring"]
 
@@ -50,7 +56,7 @@ def measuring(
     policy: SamplingPolicy,
     sync: DeviceSync,
     clock: Callable[[], int],
-    hang: Mapping[str, Callable[[str], object]],
+    hang: HangOption,
 ) -> MeasureRound:
     """The rounds after the first of `target`, measured as the first was (`hang`: the
     sampler's `on_hang`, when the caller has one)."""
@@ -71,16 +77,23 @@ def confirm(
     every_round: bool,
     pause: Callable[[float], object] | None = None,
     longest_pause_s: float = ROUND_PAUSES_S[-1],
+    spread: bool = True,
 ) -> int:
-    """Measure `first`'s target again in up to `rounds` more rounds, where needed.
+    """Measure `first`'s target again in `rounds` more quiet rounds, where needed.
 
     `every_round`: the run is saved, or its first round looks like a regression: all the
     rounds are measured. Otherwise rounds are measured only when the first round breached
     a budget. When one did, every budget the first round did not pass is judged in each
-    extra round and gets the verdict of its best round; `first.verdicts` are replaced by
-    those. `pause` (e.g. `time.sleep`; None: back to back) is called with
-    `ROUND_PAUSES_S` (none longer than `longest_pause_s`) before each extra round.
-    Returns how many rounds were measured in all (1: none more)."""
+    extra round and gets the verdict of its best quiet round (or of any round it
+    passed in); `first.verdicts` are replaced by those.
+
+    A disturbed round (measure/contention.py: the test's threads waited for a CPU) does
+    not count: another is measured in its place, up to `rounds` of them, so that at most
+    `2 * rounds` more rounds are measured. `pause` (e.g. `time.sleep`; None: back to
+    back) is called with `ROUND_PAUSES_S` (none longer than `longest_pause_s`) before
+    each extra round when `spread`, and before a round that follows a disturbed one
+    whatever `spread` says. Returns how many rounds were measured in all (1: none more).
+    """
     if rounds < 1:
         return 1
     breached = [v.budget for v in first.verdicts if v.outcome is Outcome.FAIL]
@@ -89,22 +102,27 @@ def confirm(
     again = tuple(v.budget for v in first.verdicts if v.outcome is not Outcome.PASS)
     if not breached:
         again = ()  # the budgets stand on the first round: nothing to confirm
-    judged: dict[Budget, list[tuple[int, BudgetVerdict]]] = {
-        v.budget: [(1, v)] for v in first.verdicts if v.budget in again
+    judged: dict[Budget, list[tuple[int, BudgetVerdict, bool]]] = {
+        v.budget: [(1, v, first.disturbed)] for v in first.verdicts if v.budget in again
     }
     budgets = [v.budget for v in first.verdicts]
     first.rounds.append(first.round_record(budgets))
-    for number in range(2, rounds + 2):
-        if pause is not None and longest_pause_s > 0:
-            step = ROUND_PAUSES_S[min(number - 2, len(ROUND_PAUSES_S) - 1)]
+    quiet = 0 if first.disturbed else 1
+    extra = 0
+    while quiet < rounds + 1 and extra < 2 * rounds:
+        extra += 1
+        if pause is not None and longest_pause_s > 0 and (spread or first.rounds[-1].disturbed):
+            step = ROUND_PAUSES_S[min(extra - 1, len(ROUND_PAUSES_S) - 1)]
             pause(min(step, longest_pause_s))
         measured = measure_round(again)
-        first.rounds.append(measured.round_record(budgets))
+        record = measured.round_record(budgets)
+        first.rounds.append(record)
+        quiet += not record.disturbed
         for verdict in measured.verdicts:
             if verdict.budget in judged:
-                judged[verdict.budget].append((number, verdict))
+                judged[verdict.budget].append((extra + 1, verdict, record.disturbed))
         if not every_round and all(
-            any(v.outcome is Outcome.PASS for _, v in found) for found in judged.values()
+            any(v.outcome is Outcome.PASS for _, v, _ in found) for found in judged.values()
         ):
             break
     if judged:
@@ -112,13 +130,37 @@ def confirm(
     return len(first.rounds)
 
 
+def _verdict_of(judged: list[tuple[int, BudgetVerdict, bool]]) -> BudgetVerdict:
+    """One budget's verdict from its rounds: the best of the quiet rounds and of those it
+    passed in (a pass stands, however busy the machine was); with none of those, the
+    best of all, undecided: only disturbed rounds breached it."""
+    kept = [(n, v) for n, v, disturbed in judged if not disturbed or v.outcome is Outcome.PASS]
+    pool = kept or [(n, v) for n, v, _ in judged]
+    verdict = best_of_rounds(pool)
+    best_round = verdict.best_round if len(pool) > 1 else pool[0][0]
+    if not kept:
+        verdict = verdict.with_outcome(Outcome.INCONCLUSIVE)
+    if len(judged) == 1:
+        return verdict
+    first = judged[0][1]
+    return dataclasses.replace(
+        verdict,
+        rounds=len(judged),
+        best_round=best_round,
+        breached_rounds=sum(v.outcome is Outcome.FAIL for _, v, _ in judged),
+        first_outcome=first.outcome,
+        first_measured=first.measured,
+        busy_rounds=len(judged) - len(kept),
+    )
+
+
 def _judge_on_rounds(
     first: Measurement,
-    judged: dict[Budget, list[tuple[int, BudgetVerdict]]],
+    judged: dict[Budget, list[tuple[int, BudgetVerdict, bool]]],
     breached: list[Budget],
 ) -> None:
     first.verdicts = [
-        best_of_rounds(judged[v.budget]) if v.budget in judged else v for v in first.verdicts
+        _verdict_of(judged[v.budget]) if v.budget in judged else v for v in first.verdicts
     ]
     if all(v.outcome is not Outcome.INCONCLUSIVE for v in first.verdicts):
         # The first round stopped at its failure; the rounds after it decided the rest.

@@ -26,16 +26,25 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypedDict, TypeVar
 
 import numpy as np
 
+from pytest_hwperf.busy import DISTURBED_CPU_WAIT, is_disturbed
 from pytest_hwperf.judge.compliance import Budget, BudgetVerdict, Outcome, judge, settle
+from pytest_hwperf.measure.contention import WaitClock, cpu_wait, read_wait_ns
 from pytest_hwperf.measure.deadline import call_limit, end_process
 from pytest_hwperf.measure.device import DeviceSync
 from pytest_hwperf.measure.result import Measurement
 
 __all__ = ["Plan", "SamplingPolicy", "measure", "plan_samples"]
+
+
+class HangOption(TypedDict, total=False):
+    """`measure`'s `on_hang`, when a caller has one to pass on (`**options`)."""
+
+    on_hang: Callable[[str], object]
+
 
 T = TypeVar("T")
 
@@ -68,6 +77,9 @@ class SamplingPolicy:
     # same-run A/B comparison (plugin/ab_measure.py) do not: in a process holding torch a
     # collection takes tens of milliseconds, as long as a round.
     collect: bool = True
+    # From this CPU wait (measure/contention.py) the measurement is disturbed: the machine
+    # kept its threads waiting (--hwperf-busy-wait); 0: never.
+    busy_wait: float = DISTURBED_CPU_WAIT
 
 
 @dataclass(frozen=True)
@@ -138,8 +150,13 @@ def measure(
     sync: DeviceSync = DeviceSync("cpu", "none", None),  # noqa: B008 - frozen
     clock: Callable[[], int] = time.perf_counter_ns,
     on_hang: Callable[[str], object] = end_process,
+    wait_clock: WaitClock | None = None,
 ) -> tuple[T, Measurement]:
     """Measure `target` (called with no arguments) and judge `budgets`.
+
+    `wait_clock` reads how long this process's threads have waited for a CPU (default:
+    measure/contention.py's `read_wait_ns`); the sampling phase's share of that wait is
+    the measurement's `cpu_wait`.
 
     Returns the target's last result and the measurement. A call that does not return
     within `policy.call_timeout_s` raises `measure.deadline.CallTimeout` where it can be
@@ -154,7 +171,9 @@ def measure(
         on_hang=on_hang,
         describe=f"{name!r} on {sync.device}: a call",
     ):
-        return _measure(target, name, budgets, policy, sync, clock, warm, samples)
+        return _measure(
+            target, name, budgets, policy, sync, clock, warm, samples, wait_clock or read_wait_ns
+        )
 
 
 def _measure(
@@ -166,6 +185,7 @@ def _measure(
     clock: Callable[[], int],
     warm: list[int],
     samples_list: list[int],
+    wait_clock: WaitClock,
 ) -> tuple[T, Measurement]:
     budgets = tuple(dict.fromkeys(budgets))  # a budget given twice is judged once
     synchronize = sync.synchronize
@@ -198,6 +218,8 @@ def _measure(
         gc.collect()
     if policy.gc == "disable":
         gc.disable()
+    # The wait is read against the real clock: `clock` may be a test's.
+    waited_before, wall_before = wait_clock(), time.perf_counter_ns()
     sampling_start = clock()
     try:
         result, samples, stop_reason, decided, looks_taken = _sample(
@@ -207,6 +229,7 @@ def _measure(
         if gc_was_enabled:
             gc.enable()
     sampling_ns = clock() - sampling_start
+    wall_ns, waited_after = time.perf_counter_ns() - wall_before, wait_clock()
 
     block = plan.block_size
     method = "perf_counter_ns" if block == 1 else f"perf_counter_ns/block-of-{block}"
@@ -253,6 +276,8 @@ def _measure(
         verdicts=verdicts,
         notes=notes,
     )
+    measurement.cpu_wait = cpu_wait(waited_before, waited_after, wall_ns)
+    measurement.disturbed = is_disturbed(measurement.cpu_wait, policy.busy_wait)
     return result, measurement
 
 

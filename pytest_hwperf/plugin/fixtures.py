@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pytest_hwperf.measure import DeviceSync, Measurement, SamplingPolicy
     from pytest_hwperf.measure.models import PreparedModel
     from pytest_hwperf.measure.observe import ThreadObservation, ThreadSampler
+    from pytest_hwperf.measure.sampler import HangOption
     from pytest_hwperf.measure.window import Window
     from pytest_hwperf.records.types import ModelRecord
     from pytest_hwperf.workers.placement import Placement
@@ -114,6 +115,9 @@ class Hwperf:
         ab: Pairing | None = None,
     ) -> None:
         self._ab = ab  # same-run A/B (--hwperf-against): measures in _measure's place
+        # The server whose request is measured (`hwperf(server.infer, x)`, mlserver fixture):
+        # observed as its load is, the busy threads of its workers only.
+        self._served_by: int | None = None
         # What a call past --hwperf-call-timeout that cannot be interrupted (off the main
         # thread, no SIGALRM) does; None: measure/deadline.py's default (end the process).
         self._on_hang = on_hang
@@ -159,11 +163,16 @@ class Hwperf:
             alpha=s.alpha,
             gc=s.gc,
             call_timeout_s=s.call_limit_s,
+            # A request to a server this test started waits for the CPUs the server's own
+            # processes take: its wait says nothing of other tenants (measure/contention.py).
+            busy_wait=0.0 if self._served_by is not None else s.busy_wait,
         )
 
-    def thread_observer(self, *, workers_only: bool = False) -> ObservedThreads | None:
-        """The window that counts the busy threads of this process and its children while
-        measuring and applies the observed gate; None when that gate is off.
+    def thread_observer(
+        self, *, workers_only: bool = False, pid: int | None = None
+    ) -> ObservedThreads | None:
+        """The window that counts the busy threads of this process (or `pid`) and its
+        children while measuring and applies the observed gate; None when that gate is off.
 
         `workers_only`: count only the child processes (a worker pool's); the test process
         drives the load there, standing for clients that run elsewhere in production."""
@@ -171,7 +180,9 @@ class Hwperf:
             return None
         from pytest_hwperf.measure.observe import ThreadSampler
 
-        sampler = ThreadSampler(busy_fraction=OBSERVED_BUSY_FRACTION, children_only=workers_only)
+        sampler = ThreadSampler(
+            busy_fraction=OBSERVED_BUSY_FRACTION, pid=pid, children_only=workers_only
+        )
         return ObservedThreads(
             sampler, self._usable, warn=self._settings.oversubscription == "warn"
         )
@@ -188,7 +199,8 @@ class Hwperf:
         # gauged in the way the target used the cores: on one thread or several.
         if self._settings.reference and device == "cpu":
             windows.append(ReferenceGauge())
-        observer = self.thread_observer()
+        served_by = self._served_by
+        observer = self.thread_observer(pid=served_by, workers_only=served_by is not None)
         if observer is not None:
             windows.append(observer)
         # How busy a CUDA device is kept (NVML's own samples, read after the fact).
@@ -244,6 +256,8 @@ class Hwperf:
             from pytest_hwperf.measure import DeviceError, device_sync, measure  # noqa: F401
 
         label = self._name_for(fn, name)
+        pid = getattr(getattr(fn, "__self__", None), "hwperf_server_pid", None)
+        self._served_by = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
         problem: str | None = None
         try:
             sync = device_sync(self._device_for(fn, device))
@@ -302,7 +316,7 @@ class Hwperf:
             self._targets[label] = (_in_same_torch_mode(target), sync)
         return result, measurement
 
-    def _hang(self) -> dict[str, Callable[[str], object]]:
+    def _hang(self) -> HangOption:
         return {} if self._on_hang is None else {"on_hang": self._on_hang}
 
     def _confirm(self, target: Callable[[], object], first: Measurement, sync: DeviceSync) -> None:
@@ -323,8 +337,11 @@ class Hwperf:
             again,
             rounds=self._settings.confirm,
             every_round=every_round,
-            pause=None if self._settings.save else time.sleep,
+            pause=time.sleep,
             longest_pause_s=self._settings.confirm_pause_s,
+            # A save is measured back to back (nothing suspected), but waits out a
+            # disturbed round like the rest.
+            spread=not self._settings.save,
         )
 
     def _call_once(

@@ -334,6 +334,13 @@ class HwperfSession:
                 f" report): {', '.join(w.not_saved)}",
                 yellow=True,
             )
+        if w.not_saved_busy:
+            tr.write_line(
+                f"hwperf: not saved as baseline ({len(w.not_saved_busy)}: the machine was"
+                " busy in every round they were measured in; save again on a quieter"
+                f" machine): {', '.join(w.not_saved_busy)}",
+                yellow=True,
+            )
         if w.json:
             tr.write_line(f"hwperf: JSON report written to {w.json}")
         if w.markdown:

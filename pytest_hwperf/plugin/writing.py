@@ -42,6 +42,9 @@ class Written:
     # Measurements left out of the saved baseline: their tests failed (on a budget, a
     # regression or on their own), and a failure must not become the reference.
     not_saved: list[str] = field(default_factory=list)
+    # Measured only while the machine was busy (measure/contention.py): not saved, so that
+    # a co-tenant's burst does not become the baseline.
+    not_saved_busy: list[str] = field(default_factory=list)
     json: str | None = None
     markdown: str | None = None
     html: str | None = None
@@ -112,6 +115,9 @@ def _save_baseline(
             continue
         if r.breach or r.test_id in failed_tests:
             out.not_saved.append(f"{r.test_id} {r.name!r} on {r.device}")
+            continue
+        if r.busy:
+            out.not_saved_busy.append(f"{r.test_id} {r.name!r} on {r.device}")
             continue
         summary = run_of_record(r, run_id, created, commit)
         by_fingerprint.setdefault(r.fingerprint.digest, (r.fingerprint, {}))[1][r.key] = summary
@@ -187,6 +193,7 @@ def _document(
             "regression_pct": s.regression_pct,
             "confirm": s.confirm,
             "confirm_pause_s": s.confirm_pause_s,
+            "busy_wait": s.busy_wait,
             "reference": s.reference,
             "baseline_dir": str(s.baseline_dir),
             "profile": s.profile,

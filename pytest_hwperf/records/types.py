@@ -89,6 +89,8 @@ class BudgetRecord:
     breached_rounds: int | None = None
     first_outcome: str | None = None
     cleared: bool = False
+    # Rounds not judged because the machine was busy in them (measure/contention.py).
+    busy_rounds: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,10 @@ class RoundRecord:
     p95_ms: float | None = None
     p99_ms: float | None = None
     budgets: tuple[RoundBudgetRecord, ...] = ()
+    # How long the test's threads waited for a CPU, per second of the round
+    # (measure/contention.py); from DISTURBED_CPU_WAIT on, the round is disturbed.
+    cpu_wait: float | None = None
+    disturbed: bool = False  # the wait reached --hwperf-busy-wait
 
 
 @dataclass(frozen=True)
@@ -372,10 +378,22 @@ class MeasurementRecord:
         return f"{self.test_id}::{self.name}@{self.device}"
 
     @property
+    def quiet_rounds(self) -> tuple[RoundRecord, ...]:
+        """The rounds the gates judge: those the machine did not disturb
+        (measure/contention.py), or all of them when it disturbed every one (`busy`)."""
+        quiet = tuple(r for r in self.rounds if not r.disturbed)
+        return quiet or self.rounds
+
+    @property
+    def busy(self) -> bool:
+        """Measured in rounds, and the machine disturbed every one of them."""
+        return bool(self.rounds) and all(r.disturbed for r in self.rounds)
+
+    @property
     def gate_ms(self) -> float | None:
-        """The figure the regression gate compares: the fastest call over every round it
-        was measured in, in ms; None when there is nothing to compare."""
-        values = [r.min_ms for r in self.rounds if r.min_ms]
+        """The figure the regression gate compares: the fastest call over every quiet
+        round it was measured in, in ms; None when there is nothing to compare."""
+        values = [r.min_ms for r in self.quiet_rounds if r.min_ms]
         if values:
             return min(values)
         if self.stats.min_ms is not None and self.stats.n:

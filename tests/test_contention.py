@@ -1,0 +1,347 @@
+"""A busy machine (issue 12): rounds measured while the test's threads waited for a CPU
+are disturbed; confirmation rounds measure quiet ones in their place, the gates judge
+the quiet rounds, and a verdict only disturbed rounds could give is not given.
+
+The CPU wait is injected everywhere (a fake reading, or rounds built with it): no
+timing of this machine enters an assertion."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from _output import FAST_RUN, assert_clean, load_json
+
+from pytest_hwperf.busy import DISTURBED_CPU_WAIT, busy_note, is_disturbed
+from pytest_hwperf.judge.budgets import LatencyBudget, Outcome
+from pytest_hwperf.judge.compliance import Budget, judge, settle
+from pytest_hwperf.measure.contention import cpu_wait, read_wait_ns
+from pytest_hwperf.measure.result import Measurement
+from pytest_hwperf.measure.rounds import ROUND_PAUSES_S, confirm
+from pytest_hwperf.records.codec import from_json, to_json
+from pytest_hwperf.records.types import MeasurementRecord, RoundRecord
+
+MS = 1_000_000
+LATENCY = LatencyBudget(ms=10.0, percentile=95.0)
+BUSY, QUIET = 1.0, 0.01
+
+
+def _samples(ms: float, n: int = 300) -> np.ndarray:
+    return np.asarray([int(ms * MS * (1 + (i % 5) / 100)) for i in range(n)], dtype=np.int64)
+
+
+def _measured(ms: float, wait: float | None, budgets: tuple[Budget, ...] = ()) -> Measurement:
+    samples = _samples(ms)
+    measurement = Measurement.from_samples(
+        name="work",
+        device="cpu",
+        samples_ns=samples,
+        timing_method="perf_counter_ns",
+        gc_policy="collect-then-enabled",
+        stop_reason="decided",
+        alpha=0.01,
+        verdicts=settle([judge(b, samples, 0.001) for b in budgets]),
+    )
+    measurement.cpu_wait = wait
+    measurement.disturbed = is_disturbed(wait)
+    return measurement
+
+
+class Rounds:
+    """The rounds after the first: (latency ms, CPU wait) each, in turn."""
+
+    def __init__(self, *rounds: tuple[float, float | None]) -> None:
+        self._rounds: Iterator[tuple[float, float | None]] = iter(rounds)
+        self.measured = 0
+
+    def __call__(self, budgets: tuple[Budget, ...]) -> Measurement:
+        self.measured += 1
+        ms, wait = next(self._rounds)
+        return _measured(ms, wait, budgets)
+
+
+# --- the reading -------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not os.path.exists(f"/proc/self/task/{os.getpid()}/schedstat"),
+    reason="the kernel keeps no per-thread scheduler statistics here (/proc/.../schedstat)",
+)
+def test_the_kernels_wait_is_read_and_never_goes_down_for_a_living_thread():
+    first = read_wait_ns()
+    assert isinstance(first, int)
+    assert first >= 0
+    sum(range(200_000))  # some work; the wait can only stay or grow
+    second = read_wait_ns()
+    assert second is not None
+    assert second >= first
+
+
+def test_an_unreadable_process_has_no_wait():
+    assert read_wait_ns(pid=2**31 - 1) is None
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "wall", "expected"),
+    [
+        (0, 50 * MS, 100 * MS, 0.5),
+        (10, 10, 100, 0.0),
+        (None, 5, 100, None),
+        (5, None, 100, None),
+        (5, 10, 0, None),
+        (10, 5, 100, None),  # threads ended and took their wait with them
+    ],
+)
+def test_the_wait_of_a_round_is_the_added_wait_over_its_wall_time(before, after, wall, expected):
+    assert cpu_wait(before, after, wall) == expected
+
+
+def test_disturbed_from_the_threshold_and_unknown_is_quiet():
+    assert is_disturbed(DISTURBED_CPU_WAIT)
+    assert is_disturbed(1.3)
+    assert not is_disturbed(DISTURBED_CPU_WAIT * 0.99)
+    assert not is_disturbed(None)
+    assert not is_disturbed(5.0, threshold=0)  # --hwperf-busy-wait=0: off
+    assert is_disturbed(0.05, threshold=0.05)
+    assert "busy in all 3 rounds" in busy_note([0.5, 1.2, None])
+    assert "up to 1.20" in busy_note([0.5, 1.2, None])
+
+
+# --- confirmation rounds -------------------------------------------------------------
+
+
+def test_a_breach_in_busy_rounds_is_not_confirmed_by_them_and_a_quiet_round_clears_it():
+    first = _measured(25.0, BUSY, (LATENCY,))
+    rounds = Rounds((30.0, BUSY), (4.0, QUIET))
+    assert confirm(first, rounds, rounds=5, every_round=False) == 3
+    (verdict,) = first.verdicts
+    assert verdict.outcome is Outcome.PASS
+    assert verdict.best_round == 3
+    assert (verdict.rounds, verdict.breached_rounds) == (3, 2)
+
+
+def test_a_breach_in_quiet_rounds_fails_and_the_busy_ones_are_named():
+    first = _measured(25.0, QUIET, (LATENCY,))
+    rounds = Rounds(*[(30.0, BUSY), (26.0, QUIET)] * 3)
+    # 1 + 3 quiet rounds are wanted; the busy ones in between do not count.
+    assert confirm(first, rounds, rounds=3, every_round=False) == 7
+    (verdict,) = first.verdicts
+    assert verdict.outcome is Outcome.FAIL
+    assert verdict.busy_rounds == 3
+    assert verdict.best_round in (1, 3, 5, 7)  # a quiet round, never a busy one
+    assert "in all 7 rounds, 3 of them busy" in verdict.reason()
+
+
+def test_a_breach_seen_only_while_the_machine_was_busy_is_undecided():
+    first = _measured(25.0, BUSY, (LATENCY,))
+    rounds = Rounds(*[(30.0, BUSY)] * 10)
+    # Every round busy: `rounds` more are tried in place of the busy ones, then no more.
+    assert confirm(first, rounds, rounds=3, every_round=False) == 7
+    assert rounds.measured == 6
+    (verdict,) = first.verdicts
+    assert verdict.outcome is Outcome.INCONCLUSIVE
+    assert verdict.busy_rounds == 7
+    assert "machine was busy in every one" in verdict.reason()
+    assert verdict.to_record()["busy_rounds"] == 7
+
+
+def test_a_pass_in_a_busy_round_stands():
+    first = _measured(25.0, QUIET, (LATENCY,))
+    rounds = Rounds((4.0, BUSY))
+    assert confirm(first, rounds, rounds=5, every_round=False) == 2
+    assert first.verdicts[0].outcome is Outcome.PASS
+
+
+def test_a_saved_run_measures_quiet_rounds_in_place_of_busy_ones_waiting_after_each():
+    waits: list[float] = []
+    first = _measured(2.0, QUIET)
+    rounds = Rounds((2.0, QUIET), (9.0, BUSY), (2.0, QUIET), (2.0, QUIET))
+    # A save (spread=False) goes back to back, but waits after a disturbed round.
+    assert confirm(first, rounds, rounds=3, every_round=True, pause=waits.append, spread=False) == 5
+    assert waits == [ROUND_PAUSES_S[2]]
+    assert [r.disturbed for r in first.rounds] == [False, False, True, False, False]
+
+
+def test_without_the_kernels_figures_nothing_is_disturbed_and_rounds_are_as_before():
+    first = _measured(25.0, None, (LATENCY,))
+    rounds = Rounds(*[(30.0, None)] * 10)
+    assert confirm(first, rounds, rounds=3, every_round=False) == 4
+    assert first.verdicts[0].outcome is Outcome.FAIL
+    assert first.verdicts[0].busy_rounds == 0
+
+
+# --- what the gates read -------------------------------------------------------------
+
+
+def _record(*rounds: tuple[float, float | None]) -> MeasurementRecord:
+    first = _measured(rounds[0][0], rounds[0][1])
+    first.rounds = [_measured(ms, wait).round_record() for ms, wait in rounds]
+    return first.as_record("test_x.py::test_x")
+
+
+def test_the_gate_reads_the_quiet_rounds():
+    record = _record((9.0, BUSY), (2.0, QUIET), (1.5, BUSY), (2.1, QUIET))
+    assert [r.min_ms for r in record.quiet_rounds] == pytest.approx([2.0, 2.1])
+    assert record.gate_ms == pytest.approx(2.0)
+    assert not record.busy
+    # The CPU wait travels with each round through the JSON report.
+    assert from_json(RoundRecord, to_json(record.rounds[0])).cpu_wait == BUSY
+
+
+def test_with_every_round_busy_the_gate_reads_them_all_and_says_so():
+    record = _record((9.0, BUSY), (8.0, BUSY))
+    assert record.busy
+    assert len(record.quiet_rounds) == 2
+    assert record.gate_ms == pytest.approx(8.0)
+
+
+# --- under pytest --hwperf -----------------------------------------------------------
+
+# A virtual clock that only the target's calls advance (2 ms a call, 6 ms with SLOW=1),
+# and a virtual CPU wait: each call made while BUSY=1 waits 100 ms (the kernel's figure
+# the sampler reads, patched in).
+PROJECT = """
+import os
+
+import pytest
+
+import pytest_hwperf.measure.sampler as sampler
+
+NOW = [0]
+WAIT = [0]
+
+
+def work():
+    NOW[0] += 6_000_000 if os.environ.get("SLOW") == "1" else 2_000_000
+    if os.environ.get("BUSY") == "1":
+        WAIT[0] += 100_000_000
+
+
+sampler.read_wait_ns = lambda: WAIT[0]
+
+
+@pytest.fixture
+def hwperf(hwperf):
+    hwperf.clock = lambda: NOW[0]
+    return hwperf
+
+
+{marks}
+def test_work(hwperf):
+    hwperf(work)
+"""
+
+RUN = (
+    *FAST_RUN,
+    "--hwperf",
+    "--hwperf-reference=off",
+    "--hwperf-profile=off",
+    "--hwperf-confirm=3",
+    "--hwperf-busy-wait=0.1",  # FAST_RUN turns it off for the rest of the suite
+    "-p",
+    "no:randomly",
+)
+
+
+def _run(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    *args: str,
+    slow: bool = False,
+    busy: bool = False,
+    marks: str = "",
+) -> tuple[pytest.RunResult, MeasurementRecord]:
+    pytester.makepyfile(test_busy=PROJECT.format(marks=marks))
+    monkeypatch.setenv("SLOW", "1" if slow else "0")
+    monkeypatch.setenv("BUSY", "1" if busy else "0")
+    result = pytester.runpytest(*RUN, "--hwperf-json=out.json", *args)
+    assert_clean(result)
+    (raw,) = load_json(pytester.path / "out.json")["measurements"]
+    return result, from_json(MeasurementRecord, raw)
+
+
+def test_a_budget_breached_only_on_a_busy_machine_is_not_failed(pytester, monkeypatch):
+    marks = "@pytest.mark.latency(ms=4)"
+    result, record = _run(pytester, monkeypatch, slow=True, busy=True, marks=marks)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    (budget,) = record.budgets
+    assert budget.outcome == "inconclusive"
+    assert budget.busy_rounds == len(record.rounds) == 7  # 1 + 3, and 3 more in their place
+    assert "machine was busy in every one" in budget.reason
+    # The same breach on a quiet machine fails, in the 4 rounds.
+    result, record = _run(pytester, monkeypatch, slow=True, marks=marks)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert record.budgets[0].outcome == "fail"
+    assert len(record.rounds) == 4
+
+
+def test_a_regression_seen_only_on_a_busy_machine_is_not_compared(pytester, monkeypatch):
+    result, _ = _run(pytester, monkeypatch, "--hwperf-save")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result, record = _run(pytester, monkeypatch, slow=True, busy=True)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert record.comparison is not None
+    assert record.comparison.outcome == "not compared"
+    assert "not judged: the machine was busy in all 7 rounds" in record.comparison.reason
+    # Quiet, the same slowdown is a regression.
+    result, record = _run(pytester, monkeypatch, slow=True)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert record.comparison is not None
+    assert record.comparison.outcome == "regression"
+
+
+def test_with_the_busy_wait_off_a_busy_machine_is_judged_as_any_other(pytester, monkeypatch):
+    marks = "@pytest.mark.latency(ms=4)"
+    result, record = _run(
+        pytester, monkeypatch, "--hwperf-busy-wait=0", slow=True, busy=True, marks=marks
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert record.budgets[0].outcome == "fail"
+    assert len(record.rounds) == 4
+    assert all(r.cpu_wait and r.cpu_wait > 1 and not r.disturbed for r in record.rounds)
+    settings = load_json(pytester.path / "out.json")["settings"]
+    assert settings["busy_wait"] == 0
+
+
+@pytest.mark.parametrize("bad", ["abc", "-0.1", "nan", "17"])
+def test_a_bad_busy_wait_is_a_one_line_usage_error(pytester, bad):
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest("--hwperf", f"--hwperf-busy-wait={bad}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--hwperf-busy-wait*expected a CPU wait*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_a_run_measured_only_on_a_busy_machine_is_not_saved(pytester, monkeypatch):
+    result, _ = _run(pytester, monkeypatch, "--hwperf-save", busy=True)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["*not saved as baseline (1: the machine was busy*test_work*"])
+    assert not list((pytester.path / ".hwperf" / "baselines").glob("*.json"))
+
+
+# --- same-run A/B ----------------------------------------------------------------------
+
+
+def test_an_ab_pair_busy_on_one_side_only_is_left_out_and_busy_on_both_is_kept():
+    import dataclasses
+
+    from pytest_hwperf.judge.paired import ab_comparison
+
+    wobble = (1.000, 1.012, 0.991, 1.006, 0.995, 1.009, 1.003, 0.998)
+    base = [RoundRecord(n=100, min_ms=1.0 * w, p95_ms=1.3 * w, cpu_wait=QUIET) for w in wobble]
+    busy = {"cpu_wait": BUSY, "disturbed": True}
+    head = [
+        RoundRecord(n=100, min_ms=1.0 * w, p95_ms=1.3 * w, cpu_wait=QUIET) for w in wobble[::-1]
+    ]
+    # The head's round 0 caught the start of a burst the base's round 0 did not: 2%
+    # slower, too little for the rounds' own spread to show, but the kernel saw it.
+    head[0] = dataclasses.replace(head[0], min_ms=1.02, p95_ms=1.33, **busy)
+    one_side = ab_comparison(head, base, ref="r", key="k", threshold_pct=10, alpha=0.01)
+    assert one_side.outcome == "unchanged", one_side.reason
+    assert one_side.baseline_runs == len(wobble) - 1
+    # Busy on both sides alike: the pair stays (the pairing cancels what hits both).
+    base[0] = dataclasses.replace(base[0], min_ms=1.02, p95_ms=1.33, **busy)
+    both = ab_comparison(head, base, ref="r", key="k", threshold_pct=10, alpha=0.01)
+    assert both.baseline_runs == len(wobble)
