@@ -233,3 +233,55 @@ def test_a_previous_release_baseline_is_compared_and_the_version_change_named(py
     assert code == 1
     assert offline["outcome"] == "regression"
     assert offline["comparison"]["versions_changed"] == [change]
+
+
+VIRTUAL = """
+import os
+
+import pytest
+
+NOW = [0]
+
+
+@pytest.fixture
+def hwperf(hwperf):
+    hwperf.clock = lambda: NOW[0]
+    return hwperf
+
+
+def test_model(hwperf):
+    def call():  # 2 ms a call on a virtual clock; SLOWER=1.3: 30% slower
+        NOW[0] += int(2_000_000 * float(os.environ.get("SLOWER", "1")))
+
+    hwperf(call, name="model")
+"""
+
+
+def test_a_dependency_upgrade_with_a_30_percent_slowdown_fails_and_names_it(pytester, monkeypatch):
+    """The baseline was saved under an older numpy (this fingerprint, its runs'
+    `versions` say numpy 2.3); after the upgrade the model is 30% slower: the gate
+    compares across the change, fails the test, and its line names it."""
+    run = ("--hwperf", *FAST_RUN, "--hwperf-json=out.json", "-p", "no:randomly")
+    pytester.makepyfile(test_model=VIRTUAL)
+    monkeypatch.setenv("SLOWER", "1")
+    assert pytester.runpytest(*run, "--hwperf-save").ret == pytest.ExitCode.OK
+    (path,) = (pytester.path / ".hwperf" / "baselines").glob("*.json")
+    document = json.loads(path.read_text())
+    for runs in document["measurements"].values():
+        for saved in runs:
+            saved["versions"]["numpy"] = "2.3.0"
+    path.write_text(json.dumps(document))
+
+    monkeypatch.setenv("SLOWER", "1.3")
+    result = pytester.runpytest(*run)
+    assert_clean(result)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    numpy_now = ".".join(_here().versions["numpy"].split(".")[:2])
+    change = f"numpy 2.3 -> {numpy_now}"
+    result.stdout.fnmatch_lines(
+        [f"*regression: min 2.60 ms vs baseline 2.00 ms: +30.0%*across {change}"]
+    )
+    comparison = load_json(pytester.path / "out.json")["measurements"][0]["comparison"]
+    assert comparison["outcome"] == "regression"
+    assert comparison["change_pct"] == pytest.approx(30.0, abs=0.5)
+    assert comparison["versions_changed"] == [change]
