@@ -1,8 +1,9 @@
 """pytest-hwperf: hardware-aware performance regression testing of ML models.
 
 The public surface is small: the `Hwperf` handle (the `hwperf` fixture), the
-`Measurement` it records with its `Statistics` and `BudgetVerdict`s, `Outcome`, and the
-warning classes. Everything else is private. Names are resolved on first use, so that
+`Measurement` it records with its `Statistics` and `BudgetVerdict`s, `Outcome`, the
+serving config `WorkerConfig` (to parametrize `worker_config` with), and the warning
+classes. Everything else is private. Names are resolved on first use, so that
 importing the plugin at pytest start-up does not import numpy.
 """
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from pytest_hwperf.judge.compliance import BudgetVerdict
     from pytest_hwperf.measure import Measurement, Statistics
     from pytest_hwperf.plugin.fixtures import Hwperf
+    from pytest_hwperf.workers.config import WorkerConfig
 
 __all__ = [
     "BudgetVerdict",
@@ -27,6 +29,7 @@ __all__ = [
     "Measurement",
     "Outcome",
     "Statistics",
+    "WorkerConfig",
     "__version__",
 ]
 
@@ -37,6 +40,7 @@ _LAZY = {
     "Measurement": "pytest_hwperf.measure",
     "Statistics": "pytest_hwperf.measure",
     "BudgetVerdict": "pytest_hwperf.judge.compliance",
+    "WorkerConfig": "pytest_hwperf.workers.config",
 }
 
 

@@ -14,7 +14,15 @@ from pytest_hwperf.plugin.options import OPTIONS
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-FIXTURES = ("hwperf", "device", "hwperf_model", "worker_config", "worker_pool", "hwinfo")
+FIXTURES = (
+    "hwperf",
+    "device",
+    "hwperf_model",
+    "worker_config",
+    "worker_pool",
+    "mlserver",
+    "hwinfo",
+)
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.flag)

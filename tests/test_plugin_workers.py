@@ -62,6 +62,50 @@ def test_oversubscription_off_and_warn(pytester):
     warn.stdout.fnmatch_lines(["*HwperfOversubscriptionWarning: *workers x 1 thread*usable*"])
 
 
+def test_a_sweep_under_warn_measures_every_config_but_never_recommends_one_over_the_cores(
+    pytester,
+):
+    """--hwperf-oversubscription=warn measures a config that does not fit (with the
+    warning), marks its measurements oversubscribed ("declared: ..."), and the sweep
+    leaves it out of the recommendation however fast it was."""
+    over = CORES + 1
+    pytester.makepyfile(
+        """
+        NOW = [0]
+
+        def test_serve(hwperf, worker_config):
+            hwperf.clock = lambda: NOW[0]
+
+            def call():  # more workers: faster, on a virtual clock
+                NOW[0] += 4_000_000 // worker_config.workers
+
+            hwperf(call, name="serve")
+        """
+    )
+    result = pytester.runpytest(
+        "--hwperf",
+        *FAST_RUN,
+        "--hwperf-oversubscription=warn",
+        f"--hwperf-workers=1,{over}",
+        "--hwperf-threads=1",
+        "--hwperf-json=out.json",
+        "-W",
+        "default",
+    )
+    result.assert_outcomes(passed=2)
+    document = json.loads((pytester.path / "out.json").read_text())
+    records = {r["worker_config"]["workers"]: r for r in document["measurements"]}
+    assert records[1]["oversubscription"] is None
+    assert records[over]["oversubscription"].startswith(
+        f"declared: {over} workers x 1 thread = {over} > {CORES} usable"
+    )
+    (sweep,) = document["sweeps"]
+    rates = {c["workers"]: c["throughput_per_s"] for c in sweep["configs"]}
+    assert rates[over] > rates[1]  # the oversubscribed config was the faster ...
+    assert [c["oversubscribed"] for c in sweep["configs"]] == [False, True]
+    assert sweep["recommended"] == {"workers": 1, "threads": 1}  # ... and is not chosen
+
+
 def test_oversubscription_from_ini(pytester):
     _file(pytester)
     pytester.makeini("[pytest]\nhwperf_oversubscription = off\n")

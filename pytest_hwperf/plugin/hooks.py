@@ -4,8 +4,8 @@ and the session plugin.
 Thin wiring only; the work is done in the modules named below. Always active: the
 options, the marker registrations, marker validation, the `device` parametrization, the
 `hardware` requirements and the fixtures (`hwperf` calls its target once without
---hwperf). Under --hwperf the `HwperfSession` plugin is registered and judges, reports
-and writes.
+--hwperf; `worker_pool` and `mlserver` serve a model). Under --hwperf the
+`HwperfSession` plugin is registered and judges, reports and writes.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pytest_hwperf.plugin.fixtures import (
 )
 from pytest_hwperf.plugin.markers import (
     DECLARED_OVERSUBSCRIPTION_KEY,
+    DECLARED_WARNED_KEY,
     MARKER_ERROR_KEY,
     MARKERS,
     SPEC_KEY,
@@ -39,6 +40,7 @@ from pytest_hwperf.plugin.markers import (
     marker_help,
     read_spec,
 )
+from pytest_hwperf.plugin.mlserver_fixture import mlserver
 from pytest_hwperf.plugin.options import (
     AB_PEER_DEST,
     SETTINGS_KEY,
@@ -52,7 +54,15 @@ from pytest_hwperf.warnings import HwperfOversubscriptionWarning, HwperfWarning
 if TYPE_CHECKING:
     from pytest_hwperf.plugin.session import HwperfSession
 
-__all__ = ["device", "hwinfo", "hwperf", "hwperf_model", "worker_config", "worker_pool"]
+__all__ = [
+    "device",
+    "hwinfo",
+    "hwperf",
+    "hwperf_model",
+    "mlserver",
+    "worker_config",
+    "worker_pool",
+]
 
 # Under --hwperf: the session plugin, registered at configure, unregistered at unconfigure.
 SESSION_KEY: pytest.StashKey[HwperfSession] = pytest.StashKey()
@@ -240,6 +250,7 @@ def _oversubscription_gate(item: pytest.Item) -> None:
     if settings.oversubscription == "fail":
         item.stash[DECLARED_OVERSUBSCRIPTION_KEY] = found.message
         return
+    item.stash[DECLARED_WARNED_KEY] = found.message
     warnings.warn(HwperfOversubscriptionWarning(found.message), stacklevel=2)
 
 

@@ -21,7 +21,12 @@ from pytest_hwperf.plugin.fixtures import (
     PROFILE_TARGETS_KEY,
     WORKER_CONFIG_KEY,
 )
-from pytest_hwperf.plugin.markers import DECLARED_OVERSUBSCRIPTION_KEY, SPEC_KEY, TestSpec
+from pytest_hwperf.plugin.markers import (
+    DECLARED_OVERSUBSCRIPTION_KEY,
+    DECLARED_WARNED_KEY,
+    SPEC_KEY,
+    TestSpec,
+)
 from pytest_hwperf.plugin.options import Settings
 from pytest_hwperf.records.codec import RecordError, from_json, to_json
 from pytest_hwperf.records.types import (
@@ -137,8 +142,13 @@ def _with_context(
     if model is None and len(models) == 1:
         # The test prepared one model; its measurements are of that model.
         model = models[0]
+    warned = item.stash.get(DECLARED_WARNED_KEY, None)
     return dataclasses.replace(
         record,
+        # Measured under --hwperf-oversubscription=warn although its declared config does
+        # not fit: the observed gate's line if it tripped too, else the declared one.
+        oversubscription=record.oversubscription
+        or (None if warned is None else f"declared: {warned}"),
         placement=placement,
         worker_config=(
             None if config is None else from_json(WorkerConfigRecord, config.to_record())

@@ -448,4 +448,8 @@ __all__ += ["MARKER_ERROR_KEY", "SPEC_KEY"]
 # usable cores (the gate's line), set at setup; the test is not run, and fails as a
 # performance failure (status `P`).
 DECLARED_OVERSUBSCRIPTION_KEY: pytest.StashKey[str] = pytest.StashKey()
-__all__ += ["DECLARED_OVERSUBSCRIPTION_KEY"]
+# The same line under --hwperf-oversubscription=warn: the test runs and is measured, and
+# its measurements carry the line as their `oversubscription`, so that a sweep does not
+# recommend a config that does not fit the cores.
+DECLARED_WARNED_KEY: pytest.StashKey[str] = pytest.StashKey()
+__all__ += ["DECLARED_OVERSUBSCRIPTION_KEY", "DECLARED_WARNED_KEY"]

@@ -4,8 +4,9 @@ A test parametrized by `worker_config` (the grid --hwperf-workers x --hwperf-thr
 yields one record per config. For each test, measurement name and device with two or
 more configs, the sweep lists throughput and p95 per config and recommends the config
 with the highest throughput among those that met the latency budget and were not
-oversubscribed. Configs that did not fit the cores never measured: the gate failed them
-at setup, so they do not appear.
+oversubscribed (observed, or declared and measured anyway under
+--hwperf-oversubscription=warn). Configs that did not fit the cores are otherwise never
+measured: the gate failed them at setup, so they do not appear.
 
 A sweep is a frozen dataclass whose fields are the keys of the JSON report's `sweeps`
 array (docs/json-schema.md); `records.codec.to_json` writes it.

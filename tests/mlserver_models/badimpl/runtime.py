@@ -1,0 +1,1 @@
+"""A runtime module without the class its model-settings.json names."""
