@@ -289,7 +289,7 @@ def test_sweep_over_worker_configs(pytester: pytest.Pytester) -> None:
         pytest.skip(f"a sweep over 1 and 2 workers needs 2 usable cores; this runner has {cores}")
     before = _children()
     pytester.makepyfile(
-        test_sweep=HEADER
+        test_mlserver_sweep_inner=HEADER
         + """
 @pytest.mark.latency(ms=5000)
 def test_sweep(mlserver, worker_config):

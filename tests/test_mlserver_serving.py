@@ -36,7 +36,7 @@ EMBEDDER = Path(__file__).resolve().parent.parent / "example_project" / "serving
 def test_a_torch_model_swept_over_workers_and_threads(pytester: pytest.Pytester) -> None:
     before = _children()
     pytester.makepyfile(
-        test_sweep=HEADER
+        test_mlserver_sweep_inner=HEADER
         + f"""
 EMBEDDER = Path({str(EMBEDDER)!r})
 TEXTS = np.array(["cheap flights to lisbon", "reset a router", "lasagne", "dataclass"])
