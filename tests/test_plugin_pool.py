@@ -127,18 +127,35 @@ def test_once(worker_pool):
 
 def test_observed_gate_fails_more_busy_threads_than_cores(pytester):
     cores = len(psutil.Process().cpu_affinity() or [])
+    # One more thread than cores burns CPU through the measurement. Each thread hashes
+    # without the GIL and waits on nothing else (an OpenMP pool's threads wait at
+    # barriers for a descheduled sibling: under another process's load they used less
+    # than the gate's fifth of a core each). The target sleeps, leaving the GIL to them,
+    # for 200 calls that span the gate's shortest window (0.5 s). Under fair scheduling
+    # each gets 2 cores / (3 + others' runnable threads): a fifth of a core up to 7.
     pytester.makepyfile(
         f"""
-        import torch
+        import hashlib
+        import threading
+        import time
 
         def test_over(hwperf):
-            before = torch.get_num_threads()
-            torch.set_num_threads({cores * 2})
-            a = torch.randn(1024, 1024)
+            stop = threading.Event()
+            data = b"x" * (8 << 20)
+
+            def burn():
+                while not stop.is_set():
+                    hashlib.sha256(data).digest()
+
+            threads = [threading.Thread(target=burn) for _ in range({cores + 1})]
+            for thread in threads:
+                thread.start()
             try:
-                hwperf(torch.mm, a, a)
+                hwperf(time.sleep, 0.005)
             finally:
-                torch.set_num_threads(before)
+                stop.set()
+                for thread in threads:
+                    thread.join()
         """
     )
     result = pytester.runpytest("--hwperf", *FAST_RUN)
