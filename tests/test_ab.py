@@ -249,6 +249,49 @@ def test_the_two_sides_take_turns_head_base_base_head():
     assert base.paired == [True]
 
 
+def test_a_burst_through_the_planned_pairs_brings_more_pairs_after_pauses():
+    from pytest_hwperf.plugin.ab_measure import MorePairs
+
+    coordinator = _coordinator(["t::a"])
+
+    def script(base: FakeBase, plan):
+        base.client.collected(plan)
+        base.measure("t::a", "work")
+
+    base = FakeBase(coordinator, script)
+
+    # The head's rounds wait for a CPU (a co-tenant's burst) until its round 6: of the 4
+    # planned pairs none is quiet, so more are measured until MIN_PAIRS (3) are.
+    def head_round(number: int) -> RoundRecord:
+        base.log.append(f"head {number}")
+        busy = number < 6
+        return RoundRecord(n=10, min_ms=1.1, p95_ms=1.3, cpu_wait=0.9 if busy else 0.0,
+                           disturbed=busy)  # fmt: skip
+
+    slept: list[float] = []
+    extra = MorePairs(4, longest_pause_s=0.4, sleep=slept.append)
+    try:
+        meeting = coordinator.meet(Key("t::a", "work", "cpu"))
+        head, got = meeting.rounds(
+            4, head_round, {"percentile": 95}, more=extra.more, most=extra.most, pause=extra.pause
+        )
+        base.join()
+    finally:
+        coordinator.close()
+    assert len(head) == len(got) == 8 == extra.most  # 4 planned, then up to as many again
+    assert base.log[8:] == [
+        "head 4", "base 4", "base 5", "head 5", "head 6", "base 6", "base 7", "head 7",
+    ]  # fmt: skip
+    # A pause before each extra pair that follows a disturbed one, none longer than
+    # --hwperf-confirm-pause; none after the quiet pair 6.
+    assert slept == [0.1, 0.2, 0.4]
+    assert base.paired == [True]
+    # Quiet planned pairs: nothing more.
+    quiet = [RoundRecord(n=10, min_ms=1.0, p95_ms=1.2)] * 6
+    assert not MorePairs(6, 0.4, slept.append).more(quiet, quiet)
+    assert MorePairs(6, 0.4, slept.append).more(quiet[:2], quiet[:2])  # 2 < MIN_PAIRS
+
+
 def test_a_test_absent_at_ref_failing_there_or_measured_in_another_order_never_waits():
     order = ["t::new", "t::fails", "t::other_order", "t::ok"]
     coordinator = _coordinator(order)
@@ -514,6 +557,44 @@ def test_the_rounds_take_about_twice_the_heads_measurement_in_many_short_pairs()
     assert round_plan(settings, 95.0, per_call_s=0.05, measured_s=5.0)[0] == 5
     assert round_plan(Settings(max_time_s=0.6, confirm=5), 95.0)[0] == 10  # 0.03 s at least
     assert round_plan(Settings(max_time_s=0.1, confirm=5), 95.0)[0] == 3
+
+
+def test_a_warm_up_inside_a_burst_does_not_shrink_the_round_plan():
+    import numpy as np
+
+    from pytest_hwperf.measure import Measurement
+    from pytest_hwperf.plugin.ab_measure import round_plan, typical_call_s
+    from pytest_hwperf.settings import Settings
+
+    # The warm-up's calls read 100 ms inside a co-tenant's burst; the samples of record,
+    # 1 ms. Planned from the warm-up, a round could not hold 10 calls in the 1.2 s: 3.
+    first = Measurement.from_samples(
+        name="m",
+        device="cpu",
+        samples_ns=np.array([1_000_000.0] * 50 + [80_000_000.0] * 5),
+        timing_method="perf_counter_ns",
+        gc_policy="collect-then-enabled",
+        stop_reason="max-time",
+        alpha=0.01,
+        per_call_estimate_ns=100_000_000.0,
+    )
+    assert typical_call_s(first) == 0.001
+    settings = Settings(max_time_s=5.0, confirm=5)
+    assert round_plan(settings, 95.0, per_call_s=0.1, measured_s=0.3)[0] == 3
+    assert round_plan(settings, 95.0, per_call_s=typical_call_s(first), measured_s=0.3)[0] == 18
+    # Blocks of 10 calls: a sample is their mean; a shorter warm-up estimate is kept.
+    blocked = Measurement.from_samples(
+        name="m",
+        device="cpu",
+        samples_ns=np.array([50_000.0] * 20),
+        timing_method="perf_counter_ns",
+        gc_policy="collect-then-enabled",
+        stop_reason="max-time",
+        alpha=0.01,
+        block_size=10,
+        per_call_estimate_ns=4_000.0,
+    )
+    assert typical_call_s(blocked) == 4e-6
 
 
 def test_the_base_session_imports_the_refs_code_and_says_why_it_ended(tmp_path):

@@ -324,7 +324,7 @@ def test_a_run_measured_only_on_a_busy_machine_is_not_saved(pytester, monkeypatc
 # --- same-run A/B ----------------------------------------------------------------------
 
 
-def test_an_ab_pair_busy_on_one_side_only_is_left_out_and_busy_on_both_is_kept():
+def test_an_ab_pair_busy_on_either_side_is_left_out_while_enough_quiet_pairs_remain():
     import dataclasses
 
     from pytest_hwperf.judge.paired import ab_comparison
@@ -341,7 +341,35 @@ def test_an_ab_pair_busy_on_one_side_only_is_left_out_and_busy_on_both_is_kept()
     one_side = ab_comparison(head, base, ref="r", key="k", threshold_pct=10, alpha=0.01)
     assert one_side.outcome == "unchanged", one_side.reason
     assert one_side.baseline_runs == len(wobble) - 1
-    # Busy on both sides alike: the pair stays (the pairing cancels what hits both).
-    base[0] = dataclasses.replace(base[0], min_ms=1.02, p95_ms=1.33, **busy)
+    # Busy on both sides: a co-tenant slows the two rounds by different amounts (here
+    # the head's 40%, the base's not at all), so with 7 quiet pairs left it is left out.
+    head[1] = dataclasses.replace(head[1], min_ms=1.40, p95_ms=9.0, **busy)
+    base[1] = dataclasses.replace(base[1], min_ms=1.0, p95_ms=1.3, **busy)
     both = ab_comparison(head, base, ref="r", key="k", threshold_pct=10, alpha=0.01)
-    assert both.baseline_runs == len(wobble)
+    assert both.baseline_runs == len(wobble) - 2
+    assert both.outcome == "unchanged", both.reason
+    assert "2 of 8 pairs left out as disturbed" in both.sigma_source
+
+
+def test_ab_pairs_busy_on_both_sides_stay_when_too_few_quiet_pairs_remain():
+    import dataclasses
+
+    from pytest_hwperf.judge.paired import ab_comparison, left_out
+
+    wobble = (1.000, 1.012, 0.991, 1.006, 0.995, 1.009)
+    busy = {"cpu_wait": BUSY, "disturbed": True}
+    # A co-tenant busy through the whole measurement but two pairs: the pairs busy on
+    # both sides are what there is to judge, and they stay.
+    base = [RoundRecord(n=100, min_ms=1.0 * w, p95_ms=1.3 * w, **busy) for w in wobble]
+    head = [RoundRecord(n=100, min_ms=1.3 * w, p95_ms=1.7 * w, **busy) for w in wobble]
+    for i in (0, 1):
+        base[i] = dataclasses.replace(base[i], cpu_wait=QUIET, disturbed=False)
+        head[i] = dataclasses.replace(head[i], cpu_wait=QUIET, disturbed=False)
+    assert left_out(head, base) == [False] * len(wobble)
+    found = ab_comparison(head, base, ref="r", key="k", threshold_pct=10, alpha=0.01)
+    assert found.baseline_runs == len(wobble)
+    assert found.outcome == "regression", found.reason
+    # A third quiet pair: now only the quiet pairs are judged.
+    base[2] = dataclasses.replace(base[2], cpu_wait=QUIET, disturbed=False)
+    head[2] = dataclasses.replace(head[2], cpu_wait=QUIET, disturbed=False)
+    assert left_out(head, base) == [False, False, False, True, True, True]

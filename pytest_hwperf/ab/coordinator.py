@@ -376,22 +376,32 @@ class Meeting:
         count: int,
         head_round: Callable[[int], RoundRecord],
         policy: dict[str, JSONValue],
+        *,
+        more: Callable[[list[RoundRecord], list[RoundRecord]], bool] | None = None,
+        most: int = 0,
+        pause: Callable[[list[RoundRecord], list[RoundRecord]], object] | None = None,
     ) -> tuple[list[RoundRecord], list[RoundRecord]]:
         """`count` rounds a side, alternating head, base, base, head, ...: the head's
-        rounds and the base's. Raises `Unpaired` when the base fails to take its turn;
-        whatever happens, the base is told the pairing is over."""
+        rounds and the base's. Then, while `more(head, base)` says so, more rounds, up to
+        `most` a side in all, `pause(head, base)` called before each of those. Raises
+        `Unpaired` when the base fails to take its turn; whatever happens, the base is
+        told the pairing is over."""
         coordinator = self._coordinator
         head: list[RoundRecord] = []
         base: list[RoundRecord] = []
         coordinator._send("go", rounds=count, policy=policy, **key_fields(self.key))
         try:
-            for number in range(count):
+            number = 0
+            while number < count or (number < most and more is not None and more(head, base)):
+                if number >= count and pause is not None:
+                    pause(head, base)
                 if number % 2 == 0:
                     head.append(head_round(number))
                     base.append(coordinator._base_round(self.key, number))
                 else:
                     base.append(coordinator._base_round(self.key, number))
                     head.append(head_round(number))
+                number += 1
         finally:
             self.release()
         return head, base

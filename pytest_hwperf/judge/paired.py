@@ -7,17 +7,19 @@ percentile, p95 by default). The statistic is the paired log-difference
 
     d_i = ln(h_i) - ln(b_i),   i = 1 .. R
 
-whose mean is the change and whose spread between rounds is its noise: a co-tenant's
-burst, a frequency change or a noisy neighbour that slows round i slows both sides of
-it alike, so it cancels in d_i instead of landing in one side's figure. A burst that
-begins or ends between the two rounds of a pair does not cancel; such a round is far
-slower than the other rounds of its side, and its pair is left out
-(`regression.disturbed_runs`, per side, from 5 rounds). The bounds use Student's t with
-R - 1 degrees of freedom on `s / sqrt(R)`, `s` the sample standard deviation of the d_i
-(floored, so rounds that happened to agree to 0.01% do not make a 0.1% change
-significant), and the decision is `regression.decide`'s, so a change counts as it does
-against a stored baseline: it must be significant and not shown to be within the
-threshold. docs/statistics.md ("Same-run A/B") gives the reasoning.
+whose mean is the change and whose spread between rounds is its noise: a frequency
+change or a drift that slows round i slows both sides of it alike, so it cancels in d_i
+instead of landing in one side's figure. A co-tenant's burst does not cancel: it slows
+the two rounds of a pair by different amounts, so a pair with a round that waited for a
+CPU (`RoundRecord.disturbed`) is left out whenever `MIN_PAIRS` quiet pairs remain, and
+the head measures more pairs, up to as many again, while fewer than half its pairs are
+quiet (plugin/ab_measure.py). A round far slower than the other rounds of its side
+leaves its pair out too (`regression.disturbed_runs`, per side, from 5 rounds). The
+bounds use Student's t with R - 1 degrees of freedom on `s / sqrt(R)`, `s` the sample
+standard deviation of the d_i (floored, so rounds that happened to agree to 0.01% do not
+make a 0.1% change significant), and the decision is `regression.decide`'s, so a change
+counts as it does against a stored baseline: it must be significant and not shown to be
+within the threshold. docs/statistics.md ("Same-run A/B") gives the reasoning.
 
 Pure: nothing here knows about pytest, git or processes.
 """
@@ -52,7 +54,9 @@ __all__ = [
     "ab_comparison",
     "compare_paired",
     "deciding",
+    "left_out",
     "not_compared",
+    "quiet_pair",
     "tail_name",
     "tail_of",
 ]
@@ -207,6 +211,42 @@ def _kept(
     )
 
 
+def quiet_pair(head: RoundRecord, base: RoundRecord) -> bool:
+    """Neither round of the pair kept its threads waiting for a CPU (`disturbed`,
+    measure/contention.py)."""
+    return not head.disturbed and not base.disturbed
+
+
+def left_out(head: Sequence[RoundRecord], base: Sequence[RoundRecord]) -> list[bool]:
+    """Which pairs the fastest call's comparison leaves out.
+
+    A pair is left out when either round was slower than its side's others by far more
+    than their spread (`regression.disturbed_runs`: a burst that began or ended between
+    the two). When at least `MIN_PAIRS` of the others are quiet on both sides, every
+    pair with a disturbed round is left out too: under a co-tenant the two rounds of a
+    pair that both waited for a CPU were slowed by different amounts (measured: from -99%
+    to +15,000% apart, where quiet pairs of the same runs agree within 2%), so such pairs
+    add noise instead of cancelling it. With fewer quiet pairs (a co-tenant busy through
+    the whole measurement, or the wait unknown) the pairs disturbed on both sides stay,
+    and only those disturbed on one side are left out."""
+    rounds = min(len(head), len(base))
+    outliers = [
+        h or b
+        for h, b in zip(
+            _disturbed([r.min_ms for r in head[:rounds]]),
+            _disturbed([r.min_ms for r in base[:rounds]]),
+            strict=True,
+        )
+    ]
+    quiet = [quiet_pair(h, b) for h, b in zip(head[:rounds], base[:rounds], strict=True)]
+    if sum(q and not o for q, o in zip(quiet, outliers, strict=True)) >= MIN_PAIRS:
+        return [o or not q for o, q in zip(outliers, quiet, strict=True)]
+    return [
+        o or (h.disturbed != b.disturbed)
+        for o, h, b in zip(outliers, head[:rounds], base[:rounds], strict=True)
+    ]
+
+
 # The A/B outcome of a measurement from its two comparisons: the first of these either
 # one has (a regression of the fastest call or of the tail fails the test).
 _PRIORITY = (REGRESSION, IMPROVEMENT, NOT_SIGNIFICANT, UNCHANGED)
@@ -227,25 +267,17 @@ def ab_comparison(
     `percentile`) in `tail` when the rounds have one. `alpha` is this measurement's
     level; with the tail compared too, each comparison gets half of it (Bonferroni).
 
-    A round slower than the other rounds of its side by far more than their spread
-    (`regression.disturbed_runs`: a co-tenant's burst that began or ended between the
-    two rounds of a pair) leaves its pair out; the tail's pairs also leave out rounds
-    whose tail was disturbed. The outcome is a regression when either regressed, else
-    an improvement when either improved, else not significant when either could not
-    tell, else unchanged; the line names the deciding statistic first. Fewer than
-    `MIN_PAIRS` usable pairs give "not compared"."""
+    The pairs `left_out` names are left out (disturbed rounds, and slow outliers); the
+    tail's pairs also leave out rounds whose tail was an outlier of its side. The
+    outcome is a regression when either regressed, else an improvement when either
+    improved, else not significant when either could not tell, else unchanged; the line
+    names the deciding statistic first. Fewer than `MIN_PAIRS` usable pairs give "not
+    compared"."""
     rounds = min(len(head), len(base))
     head, base = head[:rounds], base[:rounds]
     versus = f"at REF {ref}"
     head_min, base_min = [r.min_ms for r in head], [r.min_ms for r in base]
-    # A pair is left out when either round was slower than its side's others by far more
-    # than their spread, or when the machine kept one side waiting for a CPU and not the
-    # other (measure/contention.py): a burst that began or ended between the two. A pair
-    # disturbed on both sides stays: the pairing is there to cancel what hits both.
-    drop = [
-        h or b or (hr.disturbed != br.disturbed)
-        for h, b, hr, br in zip(_disturbed(head_min), _disturbed(base_min), head, base, strict=True)
-    ]
+    drop = left_out(head, base)
     head_tail = [tail_of(r, percentile) for r in head]
     base_tail = [tail_of(r, percentile) for r in base]
     with_tail = rounds >= MIN_PAIRS and all(v is not None for v in head_tail + base_tail)

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from pytest_hwperf.ab.client import PeerClient
 from pytest_hwperf.ab.coordinator import Coordinator, Unpaired
 from pytest_hwperf.ab.protocol import Key
 from pytest_hwperf.judge.budgets import LatencyBudget
 from pytest_hwperf.judge.gate import comparison_alpha, threshold_for
-from pytest_hwperf.judge.paired import MIN_PAIRS, ab_comparison, not_compared
+from pytest_hwperf.judge.paired import MIN_PAIRS, ab_comparison, not_compared, quiet_pair
+from pytest_hwperf.measure.rounds import ROUND_PAUSES_S
 from pytest_hwperf.records.types import JSONValue, RoundRecord
 
 if TYPE_CHECKING:
@@ -39,11 +43,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BasePairing",
     "HeadPairing",
+    "MorePairs",
     "Paired",
     "judge_pairs",
     "round_plan",
     "round_policy",
     "tail_percentile",
+    "typical_call_s",
 ]
 
 T = TypeVar("T")
@@ -97,6 +103,55 @@ def round_plan(
         "min_time_s": min(0.02, round_s),
         "percentile": percentile,
     }
+
+
+@dataclass
+class MorePairs:
+    """When the head measures pairs beyond the planned `count` (`Meeting.rounds`): while
+    fewer than half of the pairs are quiet on both sides (judge/paired.py leaves the
+    others out), up to `count` more, so that a co-tenant's burst through the planned
+    rounds does not leave the comparison to the few pairs around it. Each extra pair
+    after a disturbed one waits first (`ROUND_PAUSES_S`, none longer than
+    `longest_pause_s`, `--hwperf-confirm-pause`), for the burst to pass: the planned
+    rounds of both sides take ~2 s, one or two of a co-tenant's states, and pairs
+    measured back to back would share its burst. The pauses of a measurement add up to
+    at most `sum(ROUND_PAUSES_S)` (3.1 s), what confirmation rounds may spend too."""
+
+    count: int
+    longest_pause_s: float
+    sleep: Callable[[float], object]
+    paused: int = 0
+
+    @property
+    def most(self) -> int:
+        return 2 * self.count
+
+    @property
+    def wanted(self) -> int:
+        return max(MIN_PAIRS, self.count // 2)
+
+    def more(self, head: Sequence[RoundRecord], base: Sequence[RoundRecord]) -> bool:
+        return sum(quiet_pair(h, b) for h, b in zip(head, base, strict=False)) < self.wanted
+
+    def pause(self, head: Sequence[RoundRecord], base: Sequence[RoundRecord]) -> None:
+        if self.paused >= len(ROUND_PAUSES_S) or self.longest_pause_s <= 0:
+            return
+        if head and base and quiet_pair(head[-1], base[-1]):
+            return
+        self.sleep(min(ROUND_PAUSES_S[self.paused], self.longest_pause_s))
+        self.paused += 1
+
+
+def typical_call_s(first: Measurement) -> float:
+    """How long a call of the target takes, for the round plan: the median call of the
+    samples of record, or the warm-up's estimate when that is shorter. The warm-up's
+    alone is one stretch of the machine's state: taken inside a co-tenant's burst, it
+    read 50-100x the call, and the plan made 3 rounds of a second instead of 18 short
+    ones."""
+    estimate = first.per_call_estimate_ns
+    if first.samples_ns.size:
+        estimate = min(estimate, float(np.median(first.samples_ns)) / max(1, first.block_size))
+    return max(0.0, estimate) / 1e9
 
 
 def _number(fields: Mapping[str, JSONValue], name: str, default: float) -> float:
@@ -202,7 +257,7 @@ class HeadPairing:
         count, fields = round_plan(
             self._settings,
             self.percentile,
-            per_call_s=first.per_call_estimate_ns / 1e9,
+            per_call_s=typical_call_s(first),
             measured_s=(first.warmup_ns + first.sampling_ns) / 1e9,
         )
         policy = round_policy(handle._policy(), fields)
@@ -210,8 +265,11 @@ class HeadPairing:
         def head_round(number: int) -> RoundRecord:
             return measure_round(handle, target, name, sync, policy, self.percentile)
 
+        extra = MorePairs(count, self._settings.confirm_pause_s, time.sleep)
         try:
-            head, base = meeting.rounds(count, head_round, fields)
+            head, base = meeting.rounds(
+                count, head_round, fields, more=extra.more, most=extra.most, pause=extra.pause
+            )
         except Unpaired as exc:
             self.results[name] = exc.why
         else:
