@@ -1,9 +1,10 @@
 """The `hwperf` console script: `report` renders a saved report, `info` shows the
 machine as the plugin sees it, `compare` gives the regression gate's verdict offline,
-`baseline list|show|accept` manages the baselines and `history` shows a measurement's
-trend from the run history.
+`baseline list|show|accept` manages the baselines, `history` shows a measurement's
+trend from the run history and `against REF` runs the perf tests against REF in one
+session (same-run A/B).
 
-One module per command (`info`, `compare`, `baseline`, `report`, `history`), each
+One module per command (`info`, `compare`, `baseline`, `report`, `history`, `against`), each
 adding its own arguments through `register`; `_common` holds what they share. Only
 this package imports the commands, and no command imports this package.
 
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from pytest_hwperf import __version__
-from pytest_hwperf.cli import baseline, compare, history, info, report
+from pytest_hwperf.cli import against, baseline, compare, history, info, report
 
 __all__ = ["build_parser", "main"]
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pytest-hwperf {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (report, info, compare, baseline, history):
+    for command in (report, info, compare, baseline, history, against):
         command.register(commands)
     return parser
 
