@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from pytest_hwperf.serving.v2 import RequestError
+from pytest_hwperf.workers.results import LatencySamples
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,7 @@ class LoadClient(Protocol):
 
 
 @dataclass(frozen=True, eq=False)
-class ServerRun:
+class ServerRun(LatencySamples):
     """One load run against a server: latencies of the requests answered and the rate.
 
     ``samples_ns`` (int64) holds one latency per answered measured request, in
@@ -99,30 +100,6 @@ class ServerRun:
     stop_reason: str
     warmup_ns: int = 0
     unsent: int = 0  # open loop: due requests never sent (an error or the drain limit)
-
-    @property
-    def mean_ms(self) -> float:
-        return float(self.samples_ns.mean()) / 1e6 if self.samples_ns.size else math.nan
-
-    def percentile_ms(self, pct: float) -> float:
-        """The ``pct``-th percentile of the latencies in ms (NaN without samples)."""
-        from pytest_hwperf.judge import stats
-
-        if not self.samples_ns.size:
-            return math.nan
-        return stats.percentile(self.samples_ns, pct) / 1e6
-
-    @property
-    def p50_ms(self) -> float:
-        return self.percentile_ms(50)
-
-    @property
-    def p95_ms(self) -> float:
-        return self.percentile_ms(95)
-
-    @property
-    def p99_ms(self) -> float:
-        return self.percentile_ms(99)
 
 
 @dataclass

@@ -7,6 +7,7 @@ judged, so starting a pool imports nothing beyond the standard library.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,13 +20,44 @@ if TYPE_CHECKING:
     from pytest_hwperf.workers.pool import PoolConfig
     from pytest_hwperf.workers.worker import WorkerInfo
 
-__all__ = ["TIMING_METHOD", "PoolRun", "measurement_from_run"]
+__all__ = ["TIMING_METHOD", "LatencySamples", "PoolRun", "measurement_from_run"]
 
 TIMING_METHOD = "perf_counter_ns per request (parent, queueing included)"
 
 
+class LatencySamples:
+    """The latency figures of a run's per-request samples (`samples_ns`, int64 ns), for
+    a worker pool's run and a served model's alike; NaN without samples."""
+
+    samples_ns: np.ndarray
+
+    @property
+    def mean_ms(self) -> float:
+        return float(self.samples_ns.mean()) / 1e6 if self.samples_ns.size else math.nan
+
+    def percentile_ms(self, pct: float) -> float:
+        """The ``pct``-th percentile of the latencies in ms (NaN without samples)."""
+        from pytest_hwperf.judge import stats
+
+        if not self.samples_ns.size:
+            return math.nan
+        return stats.percentile(self.samples_ns, pct) / 1e6
+
+    @property
+    def p50_ms(self) -> float:
+        return self.percentile_ms(50)
+
+    @property
+    def p95_ms(self) -> float:
+        return self.percentile_ms(95)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.percentile_ms(99)
+
+
 @dataclass(frozen=True, eq=False)
-class PoolRun:
+class PoolRun(LatencySamples):
     """One closed-loop run: per-request latency samples and the throughput it reached."""
 
     samples_ns: np.ndarray  # int64, one per measured request, in completion order
@@ -71,27 +103,6 @@ class PoolRun:
             stop_reason=stop_reason,
             workers=workers,
         )
-
-    @property
-    def mean_ms(self) -> float:
-        return float(self.samples_ns.mean()) / 1e6
-
-    def percentile_ms(self, pct: float) -> float:
-        from pytest_hwperf.judge import stats
-
-        return stats.percentile(self.samples_ns, pct) / 1e6
-
-    @property
-    def p50_ms(self) -> float:
-        return self.percentile_ms(50)
-
-    @property
-    def p95_ms(self) -> float:
-        return self.percentile_ms(95)
-
-    @property
-    def p99_ms(self) -> float:
-        return self.percentile_ms(99)
 
 
 def measurement_from_run(
