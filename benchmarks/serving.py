@@ -21,6 +21,10 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _configs import HEADER, parse_configs, row
+
 MODEL_DIR = Path(__file__).resolve().parent / "mlserver_model"
 
 
@@ -42,17 +46,15 @@ def main() -> int:
     from pytest_hwperf.serving.v2 import V2Client, encode_request
 
     cpu = detect_cpu()
-    configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    configs = parse_configs(args.configs)
     batch = np.random.default_rng(0).standard_normal((32, 512), dtype=np.float32)
     body = encode_request(batch)
     print(
         f"usable cores: {cpu.usable_cores} ({cpu.usable_source}); {args.seconds:g} s per"
         f" config; request body {len(body) / 1024:.0f} KiB (V2 JSON, FP32 [32, 512])"
     )
-    header = f"{'workers x threads':>18} {'total':>6} {'requests/s':>11} {'p50 ms':>8}"
-    print(f"{header} {'p95 ms':>8}  gate")
+    print(HEADER)
     for workers, threads in configs:
-        total = workers * threads
         server = MLServerProcess(ServerSpec(model_dir=MODEL_DIR, workers=workers, threads=threads))
         try:
             server.start()
@@ -72,13 +74,9 @@ def main() -> int:
         finally:
             server.stop()
         if run.errors:
-            print(f"{workers:>8} x {threads:<8} {total:>6}  error: {run.first_error}")
+            print(f"{workers:>8} x {threads:<8} {workers * threads:>6}  error: {run.first_error}")
             continue
-        gate = "fails" if total > cpu.usable_cores else "fits"
-        print(
-            f"{workers:>8} x {threads:<8} {total:>6} {run.throughput_per_s:>11.0f}"
-            f" {run.p50_ms:>8.2f} {run.p95_ms:>8.2f}  {gate}"
-        )
+        print(row(workers, threads, run, cpu.usable_cores))
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _models
+from _configs import HEADER, parse_configs, row
 
 
 def main() -> int:
@@ -32,20 +33,14 @@ def main() -> int:
     from pytest_hwperf.workers.pool import PoolConfig, WorkerPool
 
     cpu = detect_cpu()
-    configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    configs = parse_configs(args.configs)
     batch = torch.randn(32, 512)
     print(f"usable cores: {cpu.usable_cores} ({cpu.usable_source}); {args.seconds:g} s per config")
-    header = f"{'workers x threads':>18} {'total':>6} {'requests/s':>11} {'p50 ms':>8}"
-    print(f"{header} {'p95 ms':>8}  gate")
+    print(HEADER)
     for workers, threads in configs:
-        total = workers * threads
         with WorkerPool(_models.make_mlp, PoolConfig(workers=workers, threads=threads)) as pool:
             run = pool.run([batch], concurrency=2 * workers, duration_s=args.seconds)
-        gate = "fails" if total > cpu.usable_cores else "fits"
-        print(
-            f"{workers:>8} x {threads:<8} {total:>6} {run.throughput_per_s:>11.0f}"
-            f" {run.p50_ms:>8.2f} {run.p95_ms:>8.2f}  {gate}"
-        )
+        print(row(workers, threads, run, cpu.usable_cores))
     return 0
 
 
