@@ -190,6 +190,15 @@ def test_the_gate_reads_the_quiet_rounds():
     assert from_json(RoundRecord, to_json(record.rounds[0])).cpu_wait == BUSY
 
 
+def test_the_tail_compares_the_quiet_rounds_and_checks_every_round():
+    from pytest_hwperf.judge.verdict import every_round_tail, tails_of
+
+    record = _record((9.0, BUSY), (2.0, QUIET), (1.5, BUSY))
+    p95 = [r.p95_ms for r in record.rounds]
+    assert tails_of(record) == [p95[1]]  # the quiet round's
+    assert every_round_tail(record) == p95  # the ceiling's check reads them all
+
+
 def test_with_every_round_busy_the_gate_reads_them_all_and_says_so():
     record = _record((9.0, BUSY), (8.0, BUSY))
     assert record.busy

@@ -318,7 +318,7 @@ def compare_files(
     """
     from pytest_hwperf.judge.gate import compare_with_runs
     from pytest_hwperf.judge.regression import NO_BASELINE, REGRESSION
-    from pytest_hwperf.judge.verdict import tails_of
+    from pytest_hwperf.judge.verdict import every_round_tail, tails_of
     from pytest_hwperf.store.matching import migrates_to
 
     base = _load_base(base_path)
@@ -387,6 +387,7 @@ def compare_files(
                 versions=None if fingerprint is None else fingerprint.versions,
                 current_rounds=[r.min_ms for r in record.quiet_rounds if r.min_ms],
                 current_p95_ms=tails_of(record),
+                every_round_p95_ms=every_round_tail(record),
             )
         except ValueError as exc:
             raise _InputError(f"{base.path}: cannot compare {key}: {exc}") from None

@@ -79,6 +79,7 @@ def compare_with_runs(
     no_baseline_note: str | None = None,
     current_rounds: Sequence[float] = (),
     current_p95_ms: Sequence[float] = (),
+    every_round_p95_ms: Sequence[float] = (),
 ) -> ComparisonRecord:
     """This run's fastest call (over its `rounds`) against the saved runs of `key`.
 
@@ -91,7 +92,8 @@ def compare_with_runs(
     (which other hardware has a baseline). ``current_rounds``: the fastest call of each
     round this run was measured in (with the saved runs' own, the spread of a few saves;
     `judge/spread.py`). ``current_p95_ms``: this run's p95 per round, for the tail's
-    comparison (`judge/tail.py`), kept as the record's ``tail``. Raises ValueError for
+    comparison (`judge/tail.py`), kept as the record's ``tail``, with
+    ``every_round_p95_ms``, every round's, the disturbed ones too. Raises ValueError for
     a figure that is not positive and finite.
     """
     values, drift = drift_adjusted(
@@ -136,5 +138,6 @@ def compare_with_runs(
             threshold_pct=threshold_pct,
             alpha=alpha,
             fingerprint=fingerprint,
+            every_round_p95_ms=every_round_p95_ms,
         ),
     )

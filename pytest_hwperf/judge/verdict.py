@@ -27,6 +27,7 @@ __all__ = [
     "VerdictCounts",
     "breaches_of",
     "count_verdicts",
+    "every_round_tail",
     "judge_memory",
     "judge_test",
     "tails_of",
@@ -275,6 +276,7 @@ def _compared(
         no_baseline_note=no_baseline_note,
         current_rounds=[r.min_ms for r in record.quiet_rounds if r.min_ms],
         current_p95_ms=tails_of(record),
+        every_round_p95_ms=every_round_tail(record),
     )
     if record.busy:
         comparison = _not_judged_busy(comparison, record)
@@ -304,6 +306,13 @@ def tails_of(record: MeasurementRecord) -> list[float]:
     if found:
         return found
     return [record.stats.p95_ms] if record.stats.p95_ms else []
+
+
+def every_round_tail(record: MeasurementRecord) -> list[float]:
+    """The p95 of every round measured, the disturbed ones too (none for block means)."""
+    if record.timing.block_size != 1:
+        return []
+    return [r.p95_ms for r in record.rounds if r.p95_ms]
 
 
 def _with_memory(record: MeasurementRecord, budget: MemoryBudget | None) -> MeasurementRecord:
