@@ -182,6 +182,9 @@ class TestResult:
     sigma_pct: float | None = None
     rounds: float | None = None
     tail_change_pct: float | None = None  # the budget percentile's comparison, where made
+    drift_factor: float | None = None  # how the reference workload rescaled the baseline
+    reference_ms: float | None = None  # the reference workload's time (--hwperf-reference)
+    gate_ms: float | None = None  # the fastest call over the quiet rounds (what is compared)
     p95_ms: float | None = None
     min_ms: float | None = None
     budget_ms: float | None = None
@@ -259,6 +262,11 @@ def _from_record(result: TestResult, record: dict[str, Any]) -> None:
     stats = record.get("stats") or {}
     result.p95_ms = _float(stats.get("p95_ms"))
     result.min_ms = _float(stats.get("min_ms"))
+    result.reference_ms = _float(record.get("reference_ms"))
+    rounds = [r for r in record.get("rounds") or [] if isinstance(r, dict)]
+    quiet = [_float(r.get("min_ms")) for r in rounds if not r.get("disturbed")]
+    figures = [v for v in quiet if v] or [v for r in rounds if (v := _float(r.get("min_ms")))]
+    result.gate_ms = min(figures) if figures else result.min_ms
     comparison = record.get("comparison") or {}
     if isinstance(comparison, dict):
         result.outcome = comparison.get("outcome")
@@ -268,6 +276,7 @@ def _from_record(result: TestResult, record: dict[str, Any]) -> None:
         result.ci_high_pct = _float(comparison.get("ci_high_pct"))
         result.sigma_pct = _float(comparison.get("sigma_pct"))
         result.rounds = _float(comparison.get("rounds"))
+        result.drift_factor = _float(comparison.get("drift_factor"))
         tail = comparison.get("tail")
         if isinstance(tail, dict):
             result.tail_change_pct = _float(tail.get("change_pct"))

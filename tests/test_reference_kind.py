@@ -12,7 +12,7 @@ PROJECT = """
 import torch
 
 torch.set_num_threads(2)
-A = torch.randn(384, 384)
+A = torch.randn(768, 768)
 
 
 def spin():

@@ -219,7 +219,7 @@ def _base_from_report(path: Path) -> _Base:
             _number(record.reference_ms),
             record.reference_kind,
             {} if fingerprint is None else fingerprint.versions,
-            tuple(r.min_ms for r in record.quiet_rounds if r.min_ms),
+            record.round_mins,
             SavedTail(
                 record.stats.p95_ms if record.timing.block_size == 1 else None,
                 tuple(r.p95_ms for r in record.quiet_rounds if r.p95_ms),
@@ -385,7 +385,7 @@ def compare_files(
                 reference_kind=record.reference_kind,
                 fingerprint=digest,
                 versions=None if fingerprint is None else fingerprint.versions,
-                current_rounds=[r.min_ms for r in record.quiet_rounds if r.min_ms],
+                current_rounds=record.round_mins,
                 current_p95_ms=tails_of(record),
                 every_round_p95_ms=every_round_tail(record),
             )

@@ -52,11 +52,13 @@ __all__ = [
     "NOT_COMPARED",
     "SIGMA_FLOOR_PCT",
     "ab_comparison",
+    "compare_fastest",
     "compare_paired",
     "deciding",
     "left_out",
     "not_compared",
     "quiet_pair",
+    "quiet_pairs",
     "tail_name",
     "tail_of",
 ]
@@ -143,6 +145,62 @@ def compare_paired(
     )
 
 
+def compare_fastest(
+    head_ms: Sequence[float | None],
+    base_ms: Sequence[float | None],
+    *,
+    threshold_pct: float,
+    alpha: float,
+    sigma_floor_pct: float = SIGMA_FLOOR_PCT,
+) -> Comparison:
+    """Judge the fastest call of each side over all its rounds: the A/B comparison of a
+    machine busy through most of the rounds (fewer than `MIN_PAIRS` quiet pairs).
+
+    A co-tenant's burst only ever slows a call, so each side's fastest call over its
+    rounds is a figure the burst did not touch, where the paired differences of busy
+    rounds are not (measured: -99% to +15,000% apart). The rounds alternate, so a drift
+    of the machine reaches both sides' fastest calls alike. The standard error of each
+    side's fastest of its m rounds is the exact bootstrap over its rounds
+    (`spread.fastest_of_rounds_se`), the two combined as independent; it is floored at
+    `sigma_floor_pct`, and the bounds are normal at `alpha` each. `baseline_runs` is
+    the rounds a side. Raises ValueError with fewer than `MIN_PAIRS` usable rounds a
+    side."""
+    from statistics import NormalDist
+
+    from pytest_hwperf.judge.spread import fastest_of_rounds_se
+
+    heads = [math.log(v) for v in _positive(head_ms) if v is not None]
+    bases = [math.log(v) for v in _positive(base_ms) if v is not None]
+    rounds = min(len(heads), len(bases))
+    if rounds < MIN_PAIRS:
+        raise ValueError(f"{rounds} usable rounds a side, fewer than the {MIN_PAIRS} needed")
+    change = min(heads) - min(bases)
+    se = math.hypot(fastest_of_rounds_se(heads), fastest_of_rounds_se(bases))
+    source = f"bootstrap of each side's fastest of {len(heads)} and {len(bases)} rounds"
+    floor = sigma_floor_pct / 100.0
+    if se < floor:
+        se = floor
+        source += f", raised to the {sigma_floor_pct:g}% floor"
+    quantile = NormalDist().inv_cdf(1.0 - alpha)
+    lower, upper = change - quantile * se, change + quantile * se
+    z = change / se
+    return Comparison(
+        outcome=decide(lower, upper, threshold_pct),
+        statistic=STATISTIC,
+        current_ms=math.exp(min(heads)),
+        baseline_ms=math.exp(min(bases)),
+        change_pct=_pct(change),
+        ci_low_pct=_pct(lower),
+        ci_high_pct=_pct(upper),
+        p_value=NormalDist().cdf(-abs(z)),
+        sigma_pct=100.0 * se,
+        sigma_source=source,
+        baseline_runs=rounds,
+        threshold_pct=threshold_pct,
+        alpha=alpha,
+    )
+
+
 def _pct(log_ratio: float) -> float:
     return 100.0 * math.expm1(min(log_ratio, 700.0))
 
@@ -217,6 +275,30 @@ def quiet_pair(head: RoundRecord, base: RoundRecord) -> bool:
     return not head.disturbed and not base.disturbed
 
 
+def _outliers(head: Sequence[RoundRecord], base: Sequence[RoundRecord]) -> list[bool]:
+    """Which pairs have a round slower than its side's others by far more than their
+    spread (`regression.disturbed_runs`)."""
+    rounds = min(len(head), len(base))
+    return [
+        h or b
+        for h, b in zip(
+            _disturbed([r.min_ms for r in head[:rounds]]),
+            _disturbed([r.min_ms for r in base[:rounds]]),
+            strict=True,
+        )
+    ]
+
+
+def quiet_pairs(head: Sequence[RoundRecord], base: Sequence[RoundRecord]) -> int:
+    """How many pairs are quiet on both sides and not a slow outlier of either side."""
+    rounds = min(len(head), len(base))
+    outliers = _outliers(head, base)
+    return sum(
+        quiet_pair(h, b) and not o
+        for h, b, o in zip(head[:rounds], base[:rounds], outliers, strict=True)
+    )
+
+
 def left_out(head: Sequence[RoundRecord], base: Sequence[RoundRecord]) -> list[bool]:
     """Which pairs the fastest call's comparison leaves out.
 
@@ -230,16 +312,9 @@ def left_out(head: Sequence[RoundRecord], base: Sequence[RoundRecord]) -> list[b
     the whole measurement, or the wait unknown) the pairs disturbed on both sides stay,
     and only those disturbed on one side are left out."""
     rounds = min(len(head), len(base))
-    outliers = [
-        h or b
-        for h, b in zip(
-            _disturbed([r.min_ms for r in head[:rounds]]),
-            _disturbed([r.min_ms for r in base[:rounds]]),
-            strict=True,
-        )
-    ]
+    outliers = _outliers(head, base)
     quiet = [quiet_pair(h, b) for h, b in zip(head[:rounds], base[:rounds], strict=True)]
-    if sum(q and not o for q, o in zip(quiet, outliers, strict=True)) >= MIN_PAIRS:
+    if quiet_pairs(head, base) >= MIN_PAIRS:
         return [o or not q for o, q in zip(outliers, quiet, strict=True)]
     return [
         o or (h.disturbed != b.disturbed)
@@ -283,13 +358,16 @@ def ab_comparison(
     with_tail = rounds >= MIN_PAIRS and all(v is not None for v in head_tail + base_tail)
     each = alpha / 2.0 if with_tail else alpha
     try:
-        fastest = _left_out(
-            compare_paired(
-                *_kept(head_min, base_min, drop), threshold_pct=threshold_pct, alpha=each
-            ),
-            sum(drop),
-            rounds,
-        )
+        if quiet_pairs(head, base) >= MIN_PAIRS:
+            fastest = _left_out(
+                compare_paired(
+                    *_kept(head_min, base_min, drop), threshold_pct=threshold_pct, alpha=each
+                ),
+                sum(drop),
+                rounds,
+            )
+        else:  # busy through most rounds: each side's fastest call over all of them
+            fastest = compare_fastest(head_min, base_min, threshold_pct=threshold_pct, alpha=each)
         tail: Comparison | None = None
         if with_tail:
             tail_drop = [

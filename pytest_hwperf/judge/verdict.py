@@ -274,7 +274,7 @@ def _compared(
         fingerprint=fingerprint,
         versions=versions,
         no_baseline_note=no_baseline_note,
-        current_rounds=[r.min_ms for r in record.quiet_rounds if r.min_ms],
+        current_rounds=record.round_mins,
         current_p95_ms=tails_of(record),
         every_round_p95_ms=every_round_tail(record),
     )

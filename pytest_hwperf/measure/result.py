@@ -309,6 +309,7 @@ class Measurement:
             budgets=tuple(figures),
             cpu_wait=self.cpu_wait,
             disturbed=self.disturbed,
+            reference_ms=None if self.reference_ns is None else self.reference_ns / 1e6,
         )
 
     def as_record(self, test_id: str) -> MeasurementRecord:

@@ -121,7 +121,7 @@ class Hwperf:
         # What a call past --hwperf-call-timeout that cannot be interrupted (off the main
         # thread, no SIGALRM) does; None: measure/deadline.py's default (end the process).
         self._on_hang = on_hang
-        # suspect(name, device, fastest call in ms): would the regression gate fail it?
+        # suspect(name, device, fastest call in ms, p95, reference): would the gate fail it?
         # Then the target is measured again (--hwperf-confirm) before the verdict.
         self._suspect = suspect
         # Where each measured target is kept for --hwperf-profile (None: not kept).
@@ -311,7 +311,10 @@ class Hwperf:
         for window in windows:  # here, so that a warning points at the test
             window.apply(measurement)
         measurement.threads = thread_settings()
-        self._confirm(target, measurement, sync)
+        from pytest_hwperf.measure.reference import ReferenceGauge
+
+        gauge = next((w for w in windows if isinstance(w, ReferenceGauge)), None)
+        self._confirm(target, measurement, sync, None if gauge is None else gauge.again)
         if self._targets is not None:
             self._targets[label] = (_in_same_torch_mode(target), sync)
         return result, measurement
@@ -319,9 +322,16 @@ class Hwperf:
     def _hang(self) -> HangOption:
         return {} if self._on_hang is None else {"on_hang": self._on_hang}
 
-    def _confirm(self, target: Callable[[], object], first: Measurement, sync: DeviceSync) -> None:
+    def _confirm(
+        self,
+        target: Callable[[], object],
+        first: Measurement,
+        sync: DeviceSync,
+        gauge: Callable[[], float] | None = None,
+    ) -> None:
         """--hwperf-confirm's rounds, where needed (measure/rounds.py): a saved run or a
-        suspected regression in every round; a breached budget until it is shown met."""
+        suspected regression in every round; a breached budget until it is shown met.
+        `gauge`: the reference workload, timed again after each round."""
         from pytest_hwperf.measure.rounds import confirm, measuring
 
         if self._settings.confirm < 1:
@@ -329,9 +339,16 @@ class Hwperf:
         suspect = self._suspect
         every_round = self._settings.save or (
             suspect is not None
-            and suspect(first.name, first.device, first.stats.min_ms, first.stats.p95_ms)
+            and suspect(
+                first.name,
+                first.device,
+                first.stats.min_ms,
+                first.stats.p95_ms,
+                None if first.reference_ns is None else first.reference_ns / 1e6,
+                first.reference_kind,
+            )
         )
-        again = measuring(target, first.name, self._policy(), sync, self.clock, self._hang())
+        again = measuring(target, first.name, self._policy(), sync, self.clock, self._hang(), gauge)
         confirm(
             first,
             again,

@@ -234,6 +234,8 @@ class HwperfSession:
         value_ms: float,
         spec: TestSpec,
         p95_ms: float | None = None,
+        reference_ms: float | None = None,
+        reference_kind: str | None = None,
     ) -> bool:
         """Would this value be a regression? Asked by the hwperf fixture right after a
         measurement, to measure it again (--hwperf-confirm) before the verdict. It asks
@@ -253,6 +255,8 @@ class HwperfSession:
             threshold_pct=threshold_for(spec.regression_pct, self.settings.regression_pct),
             alpha=comparison_alpha(self.settings.alpha, self.perf_items, 1),
             current_p95_ms=() if p95_ms is None else (p95_ms,),
+            reference_ms=reference_ms,
+            reference_kind=reference_kind,
         )
         tail = found.tail
         # A tail is failed only in the best of the rounds (judge/tail.py): one that

@@ -17,7 +17,8 @@ __all__ = ["REGRESSION_CHECK_KEY", "RegressionCheck", "Suspect", "suspect_for"]
 class RegressionCheck(Protocol):
     """Would the regression gate fail this fastest call (ms), or this p95, of a test's
     measurement? Arguments: test id, measurement name, device, value, the test's spec,
-    the p95 in ms (None: not per call)."""
+    the p95 in ms (None: not per call), the reference workload's time in ms and its kind
+    (None: not timed, --hwperf-reference off)."""
 
     def __call__(
         self,
@@ -27,11 +28,13 @@ class RegressionCheck(Protocol):
         value_ms: float,
         spec: TestSpec,
         p95_ms: float | None,
+        reference_ms: float | None,
+        reference_kind: str | None,
         /,
     ) -> bool: ...
 
 
-Suspect = Callable[[str, str, float, "float | None"], bool]
+Suspect = Callable[[str, str, float, "float | None", "float | None", "str | None"], bool]
 
 
 # Under --hwperf: the session's answer to "would this be a regression?", put there when
@@ -47,7 +50,16 @@ def suspect_for(request: pytest.FixtureRequest) -> Suspect | None:
     node = request.node
     spec = node.stash.get(SPEC_KEY, TestSpec())
 
-    def suspect(name: str, device: str, value_ms: float, p95_ms: float | None) -> bool:
-        return bool(check(node.nodeid, name, device, value_ms, spec, p95_ms))
+    def suspect(
+        name: str,
+        device: str,
+        value_ms: float,
+        p95_ms: float | None,
+        reference_ms: float | None = None,
+        reference_kind: str | None = None,
+    ) -> bool:
+        return bool(
+            check(node.nodeid, name, device, value_ms, spec, p95_ms, reference_ms, reference_kind)
+        )
 
     return suspect

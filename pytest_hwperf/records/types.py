@@ -138,6 +138,8 @@ class RoundRecord:
     # (measure/contention.py); from DISTURBED_CPU_WAIT on, the round is disturbed.
     cpu_wait: float | None = None
     disturbed: bool = False  # the wait reached --hwperf-busy-wait
+    # The reference workload's fastest call right after this round (--hwperf-reference).
+    reference_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -390,10 +392,17 @@ class MeasurementRecord:
         return bool(self.rounds) and all(r.disturbed for r in self.rounds)
 
     @property
+    def round_mins(self) -> tuple[float, ...]:
+        """The fastest call of every round, the disturbed ones too: time the machine takes
+        only slows a call, so a disturbed round's fastest call is as much a fastest call
+        as a quiet round's (docs/statistics.md, "A busy machine")."""
+        return tuple(r.min_ms for r in self.rounds if r.min_ms)
+
+    @property
     def gate_ms(self) -> float | None:
-        """The figure the regression gate compares: the fastest call over every quiet
-        round it was measured in, in ms; None when there is nothing to compare."""
-        values = [r.min_ms for r in self.quiet_rounds if r.min_ms]
+        """The figure the regression gate compares: the fastest call over every round it
+        was measured in, in ms; None when there is nothing to compare."""
+        values = self.round_mins
         if values:
             return min(values)
         if self.stats.min_ms is not None and self.stats.n:

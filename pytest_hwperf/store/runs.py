@@ -289,7 +289,7 @@ def run_of_record(
         reference_ms=record.reference_ms,
         reference_kind=record.reference_kind,
         versions=None if record.fingerprint is None else record.fingerprint.versions,
-        round_min_ms=[r.min_ms for r in record.quiet_rounds if r.min_ms],
+        round_min_ms=list(record.round_mins),
         round_p95_ms=[r.p95_ms for r in record.quiet_rounds if r.p95_ms],
     )
 
