@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from _output import FAST_RUN, assert_clean, load_json
+from _rounds import round_of, samples_of
 
 from pytest_hwperf.judge.budgets import LatencyBudget, Outcome, ThroughputBudget
-from pytest_hwperf.judge.compliance import Budget, BudgetVerdict, judge, settle
+from pytest_hwperf.judge.compliance import Budget, BudgetVerdict, judge
 from pytest_hwperf.judge.rounds import best_of_rounds, figure_of
 from pytest_hwperf.measure.result import Measurement
 from pytest_hwperf.measure.rounds import confirm
@@ -21,30 +22,18 @@ from pytest_hwperf.measure.sampler import STOPPED_AT_FAILURE
 from pytest_hwperf.records.codec import from_json, to_json
 from pytest_hwperf.records.types import BudgetRecord, MeasurementRecord, RoundRecord
 
-MS = 1_000_000
 LATENCY = LatencyBudget(ms=10.0, percentile=95.0)
 THROUGHPUT = ThroughputBudget(min_per_s=100.0, batch_size=1)
 ALPHA = 0.001
 
 
 def _samples(ms: float, n: int = 300) -> np.ndarray:
-    """n calls of about `ms` each, with a little spread (1% steps)."""
-    return np.asarray([int(ms * MS * (1 + (i % 5) / 100)) for i in range(n)], dtype=np.int64)
+    return samples_of(ms, n)
 
 
 def _measured(samples: np.ndarray, budgets: tuple[Budget, ...]) -> Measurement:
     """A round as the sampler gives it: its samples and its budgets' settled verdicts."""
-    verdicts = settle([judge(b, samples, ALPHA) for b in budgets])
-    return Measurement.from_samples(
-        name="work",
-        device="cpu",
-        samples_ns=samples,
-        timing_method="perf_counter_ns",
-        gc_policy="collect-then-enabled",
-        stop_reason="decided",
-        alpha=0.01,
-        verdicts=verdicts,
-    )
+    return round_of(samples, budgets)
 
 
 class Rounds:

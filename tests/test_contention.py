@@ -10,43 +10,25 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 from _output import FAST_RUN, assert_clean, load_json
+from _rounds import MS, round_of, samples_of
 
 from pytest_hwperf.busy import DISTURBED_CPU_WAIT, busy_note, is_disturbed
 from pytest_hwperf.judge.budgets import LatencyBudget, Outcome
-from pytest_hwperf.judge.compliance import Budget, judge, settle
+from pytest_hwperf.judge.compliance import Budget
 from pytest_hwperf.measure.contention import cpu_wait, read_wait_ns
 from pytest_hwperf.measure.result import Measurement
 from pytest_hwperf.measure.rounds import ROUND_PAUSES_S, confirm
 from pytest_hwperf.records.codec import from_json, to_json
 from pytest_hwperf.records.types import MeasurementRecord, RoundRecord
 
-MS = 1_000_000
 LATENCY = LatencyBudget(ms=10.0, percentile=95.0)
 BUSY, QUIET = 1.0, 0.01
 
 
-def _samples(ms: float, n: int = 300) -> np.ndarray:
-    return np.asarray([int(ms * MS * (1 + (i % 5) / 100)) for i in range(n)], dtype=np.int64)
-
-
 def _measured(ms: float, wait: float | None, budgets: tuple[Budget, ...] = ()) -> Measurement:
-    samples = _samples(ms)
-    measurement = Measurement.from_samples(
-        name="work",
-        device="cpu",
-        samples_ns=samples,
-        timing_method="perf_counter_ns",
-        gc_policy="collect-then-enabled",
-        stop_reason="decided",
-        alpha=0.01,
-        verdicts=settle([judge(b, samples, 0.001) for b in budgets]),
-    )
-    measurement.cpu_wait = wait
-    measurement.disturbed = is_disturbed(wait)
-    return measurement
+    return round_of(samples_of(ms), budgets, wait=wait)
 
 
 class Rounds:

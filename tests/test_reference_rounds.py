@@ -11,33 +11,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 from _output import FAST_RUN, assert_clean
+from _rounds import MS, round_of, samples_of
 
-from pytest_hwperf.busy import is_disturbed
 from pytest_hwperf.judge.gate import SavedRun, compare_with_runs
 from pytest_hwperf.measure.reference import ReferenceGauge, reference
 from pytest_hwperf.measure.result import Measurement
 from pytest_hwperf.measure.rounds import confirm
 
-MS = 1_000_000
 BUSY, QUIET = 1.0, 0.01
 
 
 def _measured(ms: float, wait: float, reference_ms: float) -> Measurement:
-    samples = np.asarray([int(ms * MS * (1 + (i % 5) / 100)) for i in range(200)], np.int64)
-    measurement = Measurement.from_samples(
-        name="work",
-        device="cpu",
-        samples_ns=samples,
-        timing_method="perf_counter_ns",
-        gc_policy="collect-then-enabled",
-        stop_reason="decided",
-        alpha=0.01,
-    )
-    measurement.cpu_wait = wait
-    measurement.disturbed = is_disturbed(wait)
+    measurement = round_of(samples_of(ms), wait=wait)
     measurement.reference_ns = reference_ms * MS
     measurement.reference_kind = "numpy-dot/1"
     return measurement
