@@ -579,6 +579,20 @@ def test_a_warm_up_inside_a_burst_does_not_shrink_the_round_plan():
         per_call_estimate_ns=100_000_000.0,
     )
     assert typical_call_s(first) == 0.001
+    # The samples of record inside the burst too (their CPU wait said so): the fastest.
+    inside = Measurement.from_samples(
+        name="m",
+        device="cpu",
+        samples_ns=np.array([115_000_000.0] * 40 + [900_000.0]),
+        timing_method="perf_counter_ns",
+        gc_policy="collect-then-enabled",
+        stop_reason="max-time",
+        alpha=0.01,
+        per_call_estimate_ns=100_000_000.0,
+    )
+    assert typical_call_s(inside) == 0.1  # not known to be disturbed: the warm-up's
+    inside.disturbed = True
+    assert typical_call_s(inside) == 0.0009
     settings = Settings(max_time_s=5.0, confirm=5)
     assert round_plan(settings, 95.0, per_call_s=0.1, measured_s=0.3)[0] == 3
     assert round_plan(settings, 95.0, per_call_s=typical_call_s(first), measured_s=0.3)[0] == 18

@@ -117,8 +117,9 @@ def test_a_breach_in_quiet_rounds_fails_and_the_busy_ones_are_named():
 
 
 def test_a_breach_seen_only_while_the_machine_was_busy_is_undecided():
-    first = _measured(25.0, BUSY, (LATENCY,))
-    rounds = Rounds(*[(30.0, BUSY)] * 20)
+    # Over the 10 ms budget in every round, but by less than a busy machine explains.
+    first = _measured(11.0, BUSY, (LATENCY,))
+    rounds = Rounds(*[(11.5, BUSY)] * 20)
     # Every round busy: `rounds` more are tried in place of the busy ones, and while no
     # round was quiet, `rounds` more again; then no more.
     assert confirm(first, rounds, rounds=3, every_round=False) == 10
@@ -128,6 +129,23 @@ def test_a_breach_seen_only_while_the_machine_was_busy_is_undecided():
     assert verdict.busy_rounds == 10
     assert "machine was busy in every one" in verdict.reason()
     assert verdict.to_record()["busy_rounds"] == 10
+
+
+def test_a_breach_no_call_of_any_busy_round_met_fails():
+    from pytest_hwperf.measure.rounds import BUSY_BREACH_MARGIN, no_call_met
+
+    # Every call of every round took 2.5x the budget: however busy the machine was, no
+    # quiet round would have met it.
+    first = _measured(25.0, BUSY, (LATENCY,))
+    rounds = Rounds(*[(30.0, BUSY)] * 20)
+    assert confirm(first, rounds, rounds=3, every_round=False) == 10
+    (verdict,) = first.verdicts
+    assert verdict.outcome is Outcome.FAIL
+    assert verdict.busy_rounds == 10
+    assert "the machine busy in every one, but no call of any round met it" in verdict.reason()
+    assert no_call_met(LATENCY, LATENCY.ms * BUSY_BREACH_MARGIN * 1.01)
+    assert not no_call_met(LATENCY, LATENCY.ms * BUSY_BREACH_MARGIN)
+    assert not no_call_met(LATENCY, None)
 
 
 def test_a_long_busy_stretch_is_waited_out_and_a_real_breach_fails_on_the_quiet_round():
@@ -274,7 +292,8 @@ def _run(
 
 
 def test_a_budget_breached_only_on_a_busy_machine_is_not_failed(pytester, monkeypatch):
-    marks = "@pytest.mark.latency(ms=4)"
+    # 6 ms calls against 5.5 ms: over it, by less than a busy machine explains.
+    marks = "@pytest.mark.latency(ms=5.5)"
     result, record = _run(pytester, monkeypatch, slow=True, busy=True, marks=marks)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     (budget,) = record.budgets
@@ -287,6 +306,17 @@ def test_a_budget_breached_only_on_a_busy_machine_is_not_failed(pytester, monkey
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert record.budgets[0].outcome == "fail"
     assert len(record.rounds) == 4
+
+
+def test_a_budget_no_call_of_a_busy_machine_met_fails(pytester, monkeypatch):
+    marks = "@pytest.mark.latency(ms=4)"  # every call 6 ms: 1.5x the budget
+    result, record = _run(pytester, monkeypatch, slow=True, busy=True, marks=marks)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    (budget,) = record.budgets
+    assert budget.outcome == "fail"
+    assert budget.busy_rounds == len(record.rounds) == 10
+    assert "no call of any round met it" in budget.reason
+    assert_clean(result)
 
 
 def test_a_regression_seen_only_on_a_busy_machine_is_not_compared(pytester, monkeypatch):

@@ -125,6 +125,11 @@ class BudgetVerdict:
                 f"(breached in all {self.rounds} rounds, but the machine was busy in every"
                 f" one: best round {self.best_round}: {counts})"
             )
+        if self.outcome is Outcome.FAIL and busy == self.rounds:
+            return (
+                f"in all {self.rounds} rounds, the machine busy in every one, but no call of"
+                f" any round met it (best round {self.best_round}: {counts})"
+            )
         if self.outcome is Outcome.FAIL:  # the best round breached: so did every round
             quiet = f", {busy} of them busy" if busy else ""
             return f"in all {self.rounds} rounds{quiet} (best round {self.best_round}: {counts})"
