@@ -204,10 +204,12 @@ class Tables:
             walls = [a.wall_s / p.wall_s for a, p in self.cost_pairs if p.wall_s > 0]
             tests = [a.test_s / p.test_s for a, p in self.cost_pairs if a.test_s and p.test_s]
             test_part = f", the test itself x{statistics.median(tests):.2f}" if tests else ""
+            paired = [(a, p) for a, p in self.cost_pairs if p.wall_s > 0]
+            in_all = sum(a.wall_s for a, _ in paired) / sum(p.wall_s for _, p in paired)
             print(
                 f"cost: an A/B run / a plain --hwperf run of the same head: pytest process"
                 f" x{statistics.median(walls):.2f} (median of {len(walls)} pairs, max"
-                f" x{max(walls):.2f}){test_part}"
+                f" x{max(walls):.2f}; x{in_all:.2f} in all){test_part}"
             )
         print(
             "(mean change: of the fastest call, head against base; tail change: of the"

@@ -249,8 +249,8 @@ def test_the_two_sides_take_turns_head_base_base_head():
     assert base.paired == [True]
 
 
-def test_a_burst_through_the_planned_pairs_brings_more_pairs_after_pauses():
-    from pytest_hwperf.plugin.ab_measure import MorePairs
+def test_a_burst_through_the_planned_pairs_brings_more_pairs_after_waits_for_quiet():
+    from pytest_hwperf.plugin.ab_measure import PAUSES_S, MorePairs
 
     coordinator = _coordinator(["t::a"])
 
@@ -268,8 +268,13 @@ def test_a_burst_through_the_planned_pairs_brings_more_pairs_after_pauses():
         return RoundRecord(n=10, min_ms=1.1, p95_ms=1.3, cpu_wait=0.9 if busy else 0.0,
                            disturbed=busy)  # fmt: skip
 
-    slept: list[float] = []
-    extra = MorePairs(4, longest_pause_s=0.4, sleep=slept.append)
+    asked: list[float] = []
+
+    def wait(longest_s: float) -> float:  # the machine stays busy: each wait lasts
+        asked.append(longest_s)
+        return longest_s
+
+    extra = MorePairs(4, longest_pause_s=0.8, wait=wait)
     try:
         meeting = coordinator.meet(Key("t::a", "work", "cpu"))
         head, got = meeting.rounds(
@@ -282,14 +287,37 @@ def test_a_burst_through_the_planned_pairs_brings_more_pairs_after_pauses():
     assert base.log[8:] == [
         "head 4", "base 4", "base 5", "head 5", "head 6", "base 6", "base 7", "head 7",
     ]  # fmt: skip
-    # A pause before each extra pair that follows a disturbed one, none longer than
-    # --hwperf-confirm-pause; none after the quiet pair 6.
-    assert slept == [0.1, 0.2, 0.4]
+    # A wait before each pair that follows a disturbed one, planned or extra, none longer
+    # than --hwperf-confirm-pause, all of them together no longer than PAUSES_S (3.1 s);
+    # none after the quiet pair 6.
+    assert asked == pytest.approx([0.8, 0.8, 0.8, PAUSES_S - 2.4])
+    assert extra.waited_s == pytest.approx(PAUSES_S)
     assert base.paired == [True]
-    # Quiet planned pairs: nothing more.
+    # Quiet planned pairs: nothing more, and no wait.
     quiet = [RoundRecord(n=10, min_ms=1.0, p95_ms=1.2)] * 6
-    assert not MorePairs(6, 0.4, slept.append).more(quiet, quiet)
-    assert MorePairs(6, 0.4, slept.append).more(quiet[:2], quiet[:2])  # 2 < MIN_PAIRS
+    calm = MorePairs(6, 0.4, wait)
+    assert not calm.more(quiet, quiet)
+    asked.clear()
+    calm.pause(quiet, quiet)
+    assert asked == []
+    assert MorePairs(6, 0.4, wait).more(quiet[:2], quiet[:2])  # 2 < MIN_PAIRS
+
+
+def test_a_wait_that_ends_early_leaves_the_rest_for_later_pairs():
+    from pytest_hwperf.plugin.ab_measure import MorePairs
+
+    busy = [RoundRecord(n=10, min_ms=1.0, p95_ms=9.0, cpu_wait=0.9, disturbed=True)]
+    extra = MorePairs(6, 1.6, wait=lambda longest_s: 0.05)  # quiet after one step
+    for _ in range(10):
+        extra.pause(busy, busy)
+    assert extra.waited_s == pytest.approx(0.5)
+    extra.pause((), ())  # before the first pair: a disturbed head measurement
+    assert extra.waited_s == pytest.approx(0.55)
+    asked: list[float] = []
+    off = MorePairs(6, 0.0, wait=lambda longest_s: asked.append(longest_s) or longest_s)
+    off.pause(busy, busy)  # --hwperf-confirm-pause=0: back to back
+    assert asked == []
+    assert off.waited_s == 0.0
 
 
 def test_a_test_absent_at_ref_failing_there_or_measured_in_another_order_never_waits():

@@ -182,6 +182,19 @@ def test_a_saved_run_measures_quiet_rounds_in_place_of_busy_ones_waiting_after_e
     assert [r.disturbed for r in first.rounds] == [False, False, True, False, False]
 
 
+def test_after_a_disturbed_round_the_wait_for_quiet_replaces_the_fixed_pause():
+    slept: list[float] = []
+    waited: list[float] = []
+    first = _measured(25.0, QUIET, (LATENCY,))  # breaches: confirmed, spread
+    rounds = Rounds((30.0, BUSY), (30.0, QUIET), (30.0, BUSY), (4.0, QUIET))
+    confirm(first, rounds, rounds=5, every_round=False, pause=slept.append, wait=waited.append)
+    # Before rounds 2 and 4 (after quiet ones) the spread's pause; before 3 and 5
+    # (after disturbed ones) the wait for a quiet machine, as long at most.
+    assert slept == [ROUND_PAUSES_S[0], ROUND_PAUSES_S[2]]
+    assert waited == [ROUND_PAUSES_S[1], ROUND_PAUSES_S[3]]
+    assert first.verdicts[0].outcome is Outcome.PASS
+
+
 def test_without_the_kernels_figures_nothing_is_disturbed_and_rounds_are_as_before():
     first = _measured(25.0, None, (LATENCY,))
     rounds = Rounds(*[(30.0, None)] * 10)
@@ -451,6 +464,46 @@ def test_ab_busy_through_every_round_judges_each_sides_fastest_call():
     )
     assert slower.outcome == "regression", slower.reason
     assert slower.change_pct == pytest.approx(6.0, abs=0.8)
+
+
+# Bursts through the rounds: the p95 of each round one caught up 20-100x (a 0.9 ms model
+# took ~120 ms a call inside one), 5 rounds of 12 clean.
+_TAIL_BURSTS = (30.0, 1.0, 80.0, 1.0, 1.0, 60.0, 20.0, 100.0, 1.0, 50.0, 1.0, 40.0)
+
+
+def _busy_tails(p95_ms: float, bursts: tuple[float, ...]) -> list[RoundRecord]:
+    """Busy rounds whose fastest call is clean and whose p95 a burst inflated."""
+    return [
+        RoundRecord(n=100, min_ms=w, p95_ms=p95_ms * w * b, cpu_wait=BUSY, disturbed=True)
+        for w, b in zip(_WOBBLE, bursts, strict=True)
+    ]
+
+
+def test_ab_busy_through_every_round_judges_each_sides_lowest_tail():
+    from pytest_hwperf.judge.paired import ab_comparison
+
+    base = _busy_tails(1.3, _TAIL_BURSTS)
+    # The same tail, inflated on other rounds: no false alarm, the paired differences of
+    # the tails notwithstanding (-99% to +9,900%); the change read is the true one, its
+    # interval wide (the bootstrap's resamples that miss every clean round).
+    same = ab_comparison(
+        _busy_tails(1.3, _TAIL_BURSTS[6:] + _TAIL_BURSTS[:6]), base, ref="r", key="k",
+        threshold_pct=5, alpha=0.01,
+    )  # fmt: skip
+    assert same.tail is not None
+    assert same.tail.outcome == "not significant", same.tail.reason
+    assert same.tail.change_pct == pytest.approx(0.0, abs=1.0)
+    assert same.outcome == "not significant"
+    # Every 10th call 4x slower at head: its p95 4x in every round, bursts or not.
+    slower = ab_comparison(
+        _busy_tails(5.2, _TAIL_BURSTS[3:] + _TAIL_BURSTS[:3]), base, ref="r", key="k",
+        threshold_pct=5, alpha=0.01,
+    )  # fmt: skip
+    assert slower.outcome == "regression", slower.reason
+    assert slower.tail is not None
+    assert slower.tail.outcome == "regression"
+    assert slower.tail.change_pct == pytest.approx(300.0, rel=0.05)
+    assert "p95" in slower.reason
 
 
 def test_the_fastest_call_comparison_wants_three_rounds_a_side_and_is_floored():

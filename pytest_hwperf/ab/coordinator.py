@@ -383,7 +383,8 @@ class Meeting:
     ) -> tuple[list[RoundRecord], list[RoundRecord]]:
         """`count` rounds a side, alternating head, base, base, head, ...: the head's
         rounds and the base's. Then, while `more(head, base)` says so, more rounds, up to
-        `most` a side in all, `pause(head, base)` called before each of those. Raises
+        `most` a side in all; `pause(head, base)` is called before each pair after the
+        first (it decides whether to wait). Raises
         `Unpaired` when the base fails to take its turn; whatever happens, the base is
         told the pairing is over."""
         coordinator = self._coordinator
@@ -393,7 +394,7 @@ class Meeting:
         try:
             number = 0
             while number < count or (number < most and more is not None and more(head, base)):
-                if number >= count and pause is not None:
+                if number > 0 and pause is not None:
                     pause(head, base)
                 if number % 2 == 0:
                     head.append(head_round(number))

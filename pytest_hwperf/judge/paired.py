@@ -151,10 +151,13 @@ def compare_fastest(
     *,
     threshold_pct: float,
     alpha: float,
+    statistic: str = STATISTIC,
     sigma_floor_pct: float = SIGMA_FLOOR_PCT,
 ) -> Comparison:
     """Judge the fastest call of each side over all its rounds: the A/B comparison of a
-    machine busy through most of the rounds (fewer than `MIN_PAIRS` quiet pairs).
+    machine busy through most of the rounds (fewer than `MIN_PAIRS` quiet pairs). The
+    tail is judged the same way then (`statistic`: its name): each side's lowest tail
+    over its rounds, that of the round the burst touched least.
 
     A co-tenant's burst only ever slows a call, so each side's fastest call over its
     rounds is a figure the burst did not touch, where the paired differences of busy
@@ -186,7 +189,7 @@ def compare_fastest(
     z = change / se
     return Comparison(
         outcome=decide(lower, upper, threshold_pct),
-        statistic=STATISTIC,
+        statistic=statistic,
         current_ms=math.exp(min(heads)),
         baseline_ms=math.exp(min(bases)),
         change_pct=_pct(change),
@@ -357,8 +360,9 @@ def ab_comparison(
     base_tail = [tail_of(r, percentile) for r in base]
     with_tail = rounds >= MIN_PAIRS and all(v is not None for v in head_tail + base_tail)
     each = alpha / 2.0 if with_tail else alpha
+    busy = quiet_pairs(head, base) < MIN_PAIRS
     try:
-        if quiet_pairs(head, base) >= MIN_PAIRS:
+        if not busy:
             fastest = _left_out(
                 compare_paired(
                     *_kept(head_min, base_min, drop), threshold_pct=threshold_pct, alpha=each
@@ -369,7 +373,15 @@ def ab_comparison(
         else:  # busy through most rounds: each side's fastest call over all of them
             fastest = compare_fastest(head_min, base_min, threshold_pct=threshold_pct, alpha=each)
         tail: Comparison | None = None
-        if with_tail:
+        if with_tail and busy:  # each side's lowest tail over all rounds, likewise
+            tail = compare_fastest(
+                head_tail,
+                base_tail,
+                threshold_pct=threshold_pct,
+                alpha=each,
+                statistic=tail_name(percentile),
+            )
+        elif with_tail:
             tail_drop = [
                 d or h or b
                 for d, h, b in zip(drop, _disturbed(head_tail), _disturbed(base_tail), strict=True)

@@ -83,6 +83,7 @@ def confirm(
     pause: Callable[[float], object] | None = None,
     longest_pause_s: float = ROUND_PAUSES_S[-1],
     spread: bool = True,
+    wait: Callable[[float], object] | None = None,
 ) -> int:
     """Measure `first`'s target again in `rounds` more quiet rounds, where needed.
 
@@ -98,8 +99,10 @@ def confirm(
     `rounds` more again (`3 * rounds`), waiting for a quiet moment to judge by. `pause`
     (e.g. `time.sleep`; None: back to back) is called with `ROUND_PAUSES_S` (none longer
     than `longest_pause_s`) before each extra round when `spread`, and before a round
-    that follows a disturbed one whatever `spread` says. Returns how many rounds were
-    measured in all (1: none more).
+    that follows a disturbed one whatever `spread` says; before the latter, `wait`
+    instead when given (measure/quiet.py `until_quiet`: as long, or until the machine is
+    quiet again, as a round inside the burst would be wasted and cost the most). Returns
+    how many rounds were measured in all (1: none more).
     """
     if rounds < 1:
         return 1
@@ -118,9 +121,10 @@ def confirm(
     extra = 0
     while quiet < rounds + 1 and (extra < 2 * rounds or (quiet == 0 and extra < 3 * rounds)):
         extra += 1
-        if pause is not None and longest_pause_s > 0 and (spread or first.rounds[-1].disturbed):
-            step = ROUND_PAUSES_S[min(extra - 1, len(ROUND_PAUSES_S) - 1)]
-            pause(min(step, longest_pause_s))
+        busy = first.rounds[-1].disturbed
+        if pause is not None and longest_pause_s > 0 and (spread or busy):
+            step = min(ROUND_PAUSES_S[min(extra - 1, len(ROUND_PAUSES_S) - 1)], longest_pause_s)
+            (wait if busy and wait is not None else pause)(step)
         measured = measure_round(again)
         record = measured.round_record(budgets)
         first.rounds.append(record)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +31,7 @@ from pytest_hwperf.ab.protocol import Key
 from pytest_hwperf.judge.budgets import LatencyBudget
 from pytest_hwperf.judge.gate import comparison_alpha, threshold_for
 from pytest_hwperf.judge.paired import MIN_PAIRS, ab_comparison, not_compared, quiet_pair
+from pytest_hwperf.measure.quiet import until_quiet
 from pytest_hwperf.measure.rounds import ROUND_PAUSES_S
 from pytest_hwperf.records.types import JSONValue, RoundRecord
 
@@ -63,6 +63,8 @@ MIN_ROUND_CALLS = 10
 ROUNDS_PER_CONFIRM = 3
 # The least time the rounds of both sides take together: 18 rounds a side of ~0.033 s.
 MIN_AB_S = 1.2
+# The most a measurement's pairs wait for a quiet machine, in all (`MorePairs`).
+PAUSES_S = sum(ROUND_PAUSES_S)
 # Calls a base takes to warm up before it says it is ready, beyond the warm-up itself.
 BASE_WARM_SAMPLES = 10
 
@@ -107,20 +109,26 @@ def round_plan(
 
 @dataclass
 class MorePairs:
-    """When the head measures pairs beyond the planned `count` (`Meeting.rounds`): while
-    fewer than half of the pairs are quiet on both sides (judge/paired.py leaves the
-    others out), up to `count` more, so that a co-tenant's burst through the planned
-    rounds does not leave the comparison to the few pairs around it. Each extra pair
-    after a disturbed one waits first (`ROUND_PAUSES_S`, none longer than
-    `longest_pause_s`, `--hwperf-confirm-pause`), for the burst to pass: the planned
-    rounds of both sides take ~2 s, one or two of a co-tenant's states, and pairs
-    measured back to back would share its burst. The pauses of a measurement add up to
-    at most `sum(ROUND_PAUSES_S)` (3.1 s), what confirmation rounds may spend too."""
+    """When the head measures pairs beyond the planned `count` (`Meeting.rounds`), and
+    when it waits between pairs.
+
+    More pairs: while fewer than half of the pairs are quiet on both sides
+    (judge/paired.py leaves the others out), up to `count` more, so that a co-tenant's
+    burst through the planned rounds does not leave the comparison to the few pairs
+    around it.
+
+    Waits (`pause`, before every pair after a disturbed one, and before the first when
+    the head's own measurement was disturbed): `wait` (measure/quiet.py `until_quiet`)
+    lasts until the machine is quiet again, `longest_pause_s` at most
+    (`--hwperf-confirm-pause`), and the waits of a measurement add up to at most
+    `PAUSES_S` (3.1 s, what confirmation rounds may spend too). A pair measured inside
+    a burst is left out and costs the most (a 0.9 ms model took ~120 ms a call there):
+    waiting for the burst to end is both cheaper and the way to a usable pair."""
 
     count: int
     longest_pause_s: float
-    sleep: Callable[[float], object]
-    paused: int = 0
+    wait: Callable[[float], float]
+    waited_s: float = 0.0
 
     @property
     def most(self) -> int:
@@ -134,12 +142,11 @@ class MorePairs:
         return sum(quiet_pair(h, b) for h, b in zip(head, base, strict=False)) < self.wanted
 
     def pause(self, head: Sequence[RoundRecord], base: Sequence[RoundRecord]) -> None:
-        if self.paused >= len(ROUND_PAUSES_S) or self.longest_pause_s <= 0:
-            return
         if head and base and quiet_pair(head[-1], base[-1]):
             return
-        self.sleep(min(ROUND_PAUSES_S[self.paused], self.longest_pause_s))
-        self.paused += 1
+        longest = min(self.longest_pause_s, PAUSES_S - self.waited_s)
+        if longest > 0:
+            self.waited_s += max(0.0, self.wait(longest))
 
 
 def typical_call_s(first: Measurement) -> float:
@@ -268,7 +275,9 @@ class HeadPairing:
         def head_round(number: int) -> RoundRecord:
             return measure_round(handle, target, name, sync, policy, self.percentile)
 
-        extra = MorePairs(count, self._settings.confirm_pause_s, time.sleep)
+        extra = MorePairs(count, self._settings.confirm_pause_s, until_quiet)
+        if first.disturbed:  # a burst now would spoil the first pairs too
+            extra.pause((), ())
         try:
             head, base = meeting.rounds(
                 count, head_round, fields, more=extra.more, most=extra.most, pause=extra.pause

@@ -332,6 +332,7 @@ class Hwperf:
         """--hwperf-confirm's rounds, where needed (measure/rounds.py): a saved run or a
         suspected regression in every round; a breached budget until it is shown met.
         `gauge`: the reference workload, timed again after each round."""
+        from pytest_hwperf.measure.quiet import until_quiet
         from pytest_hwperf.measure.rounds import confirm, measuring
 
         if self._settings.confirm < 1:
@@ -355,10 +356,9 @@ class Hwperf:
             rounds=self._settings.confirm,
             every_round=every_round,
             pause=time.sleep,
+            wait=until_quiet,
             longest_pause_s=self._settings.confirm_pause_s,
-            # A save is measured back to back (nothing suspected), but waits out a
-            # disturbed round like the rest.
-            spread=not self._settings.save,
+            spread=not self._settings.save,  # a save: back to back, but for busy rounds
         )
 
     def _call_once(
