@@ -359,7 +359,8 @@ class Settings:
         parse_pause,
         "Longest pause between the rounds that confirm a breached budget or a suspected"
         " regression, in seconds: they wait 0.1, 0.2, 0.4 ... up to it, so that they span"
-        " a co-tenant's bursts instead of sharing one (default 1.6; 0: back to back)",
+        " a co-tenant's bursts instead of sharing one; after a disturbed round the wait"
+        " ends once the machine is quiet (default 1.6; 0: back to back)",
         "SECONDS",
     )
     busy_wait: float = _option(
