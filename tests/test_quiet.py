@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_hwperf.measure.quiet import QUIET_SHARE, busy_share, until_quiet
 
@@ -69,3 +71,21 @@ def test_the_real_reader_gives_a_share_or_none():
     time.sleep(0.02)
     found = read()
     assert found is None or 0.0 <= found <= 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shares=st.lists(st.one_of(st.none(), st.floats(0.0, 1.0)), max_size=40),
+    longest_s=st.floats(0.0, 2.0),
+)
+def test_the_wait_ends_at_the_first_quiet_step_and_never_past_the_longest(shares, longest_s):
+    machine = FakeMachine(shares)
+    waited = _wait(machine, longest_s)
+    assert 0.0 <= waited <= longest_s + 1e-9
+    steps = machine.reads - 1 if machine.reads else 0  # the first reading only starts
+    seen = shares[:steps]
+    quiet_at = next((i for i, s in enumerate(seen) if s is not None and s < QUIET_SHARE), None)
+    if quiet_at is not None:  # ended there, at the first quiet step
+        assert quiet_at == steps - 1
+    elif longest_s > 0:  # no quiet step: the wait lasted its whole length
+        assert waited == pytest.approx(longest_s)
