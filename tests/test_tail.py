@@ -46,8 +46,33 @@ def test_one_round_is_reported_but_never_failed():
     assert found is not None
     assert found.outcome == NOT_SIGNIFICANT
     assert "one round only" in found.reason
-    # ... and compared with the saved runs' first-round p95, like with like.
+    # ... and compared with the saved runs' typical quiet round (lower median).
     assert found.baseline_ms == pytest.approx(6.0)
+
+
+def test_saves_measured_in_a_burst_give_their_quiet_rounds_tail_or_none():
+    # Three saves whose first rounds fell in a co-tenant's burst (p95 ~120 ms); two had
+    # quiet rounds later, one had none.
+    busy_saves = [
+        SavedTail(121.0, (6.0, 6.1, 5.95), rounds=6),
+        SavedTail(118.0, (6.05, 6.0), rounds=6),
+        SavedTail(130.0, (), rounds=6),  # every round busy: no tail to compare
+    ]
+    one_round = compare_tail((8.0,), busy_saves, threshold_pct=10, alpha=0.01)
+    assert one_round is not None
+    # Before: 8.0 against the first rounds' ~120 ms read -93%, and nothing was suspected.
+    assert one_round.change_pct is not None
+    assert one_round.change_pct > 25
+    assert one_round.baseline_runs == 2
+    confirmed = compare_tail(SLOWER_TAIL, busy_saves, threshold_pct=10, alpha=0.01)
+    assert confirmed is not None
+    assert confirmed.outcome == REGRESSION, confirmed.reason
+    # No save with a quiet round: nothing to compare the tail with.
+    assert compare_tail((8.0,), busy_saves[2:], threshold_pct=10, alpha=0.01) is None
+    # A run saved before rounds were recorded is compared by its p95.
+    old = compare_tail((8.0,), [SavedTail(6.0), SavedTail(6.1)], threshold_pct=10, alpha=0.01)
+    assert old is not None
+    assert old.baseline_runs == 2
 
 
 def test_one_quiet_round_of_several_is_failed_only_on_a_tail_every_round_showed():

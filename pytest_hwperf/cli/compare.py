@@ -223,6 +223,7 @@ def _base_from_report(path: Path) -> _Base:
             SavedTail(
                 record.stats.p95_ms if record.timing.block_size == 1 else None,
                 tuple(r.p95_ms for r in record.quiet_rounds if r.p95_ms),
+                len(record.rounds),
             ),
         )
         entries[record.key] = _Saved(

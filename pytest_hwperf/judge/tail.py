@@ -4,8 +4,12 @@ mode.
 The gate's statistic, the fastest call, does not move when every 10th call becomes 4x
 slower; the p95 does. So each comparison with saved runs also compares the p95, like
 with like: a run measured in several rounds (--hwperf-confirm) by its best round's p95
-against the saved runs' best-round p95s, a run of one round by that round's p95 against
-the saved runs' first-round p95s. The interval comes from `regression.compare` on the
+against the saved runs' best quiet-round p95s, a run of one round by that round's p95
+against the saved runs' typical quiet round (the lower median of their quiet rounds'
+p95s). A saved run measured in rounds none of which was quiet has no tail to compare:
+its p95 is the burst's (saves whose first round fell in a co-tenant's burst read ~120
+ms against 3.8 ms quiet, and a 4x tail then read -97%); a run saved before rounds were
+recorded is compared by its p95. The interval comes from `regression.compare` on the
 tail figures (their rounds give the spread as the fastest calls' do). Tails move more
 with a co-tenant than fastest calls do, so a tail regression also needs the current p95
 beyond the slowest saved run's by the threshold, a spread of at least 5%, and the best
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 from pytest_hwperf.judge.budgets import fmt_ms
 from pytest_hwperf.judge.regression import NOT_SIGNIFICANT, REGRESSION, compare
+from pytest_hwperf.judge.spread import lower_median
 from pytest_hwperf.records.types import ComparisonRecord
 
 __all__ = ["TAIL_STATISTIC", "SavedTail", "compare_tail"]
@@ -36,10 +41,12 @@ machine interrupted, so it moves from run to run far more than the fastest call.
 
 @dataclass(frozen=True)
 class SavedTail:
-    """A saved run's tail: its first round's p95 and each round's (when recorded)."""
+    """A saved run's tail: its first round's p95, each quiet round's (when recorded), and
+    how many rounds it measured in all (0: not recorded)."""
 
     p95_ms: float | None
     round_p95_ms: tuple[float, ...] = ()
+    rounds: int = 0
 
 
 def compare_tail(
@@ -65,9 +72,12 @@ def compare_tail(
     figures: list[float] = []
     rounds: list[tuple[float, ...]] = []
     for run in saved:
-        if confirmed and run.round_p95_ms:
-            figures.append(min(run.round_p95_ms))
-            rounds.append(run.round_p95_ms)
+        quiet_p95 = tuple(v for v in run.round_p95_ms if v > 0)
+        if quiet_p95:
+            figures.append(min(quiet_p95) if confirmed else lower_median(quiet_p95))
+            rounds.append(quiet_p95 if confirmed else ())
+        elif run.rounds > 0:
+            continue  # measured in rounds, none of them quiet: the burst's tail
         elif run.p95_ms is not None and run.p95_ms > 0:
             figures.append(run.p95_ms)
             rounds.append(())

@@ -84,7 +84,7 @@ def gate_inputs(runs: Sequence[RunSummary]) -> list[SavedRun]:
             run.reference_kind,
             run.versions,
             run.round_min_ms,
-            SavedTail(run.p95_ms, run.round_p95_ms),
+            SavedTail(run.p95_ms, run.round_p95_ms, len(run.round_min_ms)),
         )
         for run, value in gate_runs(runs)
     ]
