@@ -5,7 +5,7 @@ A round measured while another program keeps this test's CPUs busy is disturbed
 torch model's call took ~120 ms inside such a burst against 0.9 ms outside it, so a
 disturbed round costs far more than a quiet one and tells nothing. Rather than sleeping
 a fixed time after one, `until_quiet` watches the CPUs this process may run on
-(`os.sched_getaffinity`) and returns at the first short step in which other processes
+(`hardware/affinity.read_affinity`) and returns at the first short step in which other processes
 used less than `QUIET_SHARE` of them, or when the longest wait is over.
 
 The share is read from the kernel's per-CPU counters (`psutil.cpu_times(percpu=True)`:
@@ -17,9 +17,10 @@ as a plain sleep did.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+
+from pytest_hwperf.hardware.affinity import read_affinity
 
 __all__ = ["QUIET_SHARE", "STEP_S", "BusyShare", "busy_share", "until_quiet"]
 
@@ -36,22 +37,12 @@ BusyShare = Callable[[], "float | None"]
 (0-1; None while unknown, as at the first reading)."""
 
 
-def _cpus() -> Sequence[int] | None:
-    getaffinity = getattr(os, "sched_getaffinity", None)
-    if getaffinity is None:
-        return None
-    try:
-        return sorted(getaffinity(0))
-    except OSError:
-        return None
-
-
 def busy_share() -> BusyShare:
     """A reader of other processes' share of this process's CPUs: each call returns the
     share since the previous one (None at the first, or when the counters fail)."""
     import psutil
 
-    cpus = _cpus()
+    cpus = read_affinity()
     me = psutil.Process()
     last: list[tuple[float, float, float] | None] = [None]
 
