@@ -112,6 +112,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.saves < 1 or args.slower < 1:
         parser.error("--saves and --slower: 1 or more")
+    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+        parser.error(f"--workdir {args.workdir}: not empty (a new folder, kept afterwards)")
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTEST_ADDOPTS"}}
     env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = "1"  # no BLAS pool on 2 cores
     keep = args.workdir is not None
