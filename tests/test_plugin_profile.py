@@ -325,3 +325,22 @@ def test_a_target_measured_in_inference_mode_is_profiled_in_it():
     assert again() == (True, False)
     # Under torch's defaults the target is kept as it is: no frames added to a profile.
     assert _in_same_torch_mode(mode) is mode
+
+
+def test_a_tail_regression_across_a_version_change_names_the_change():
+    """A test failed by its tail alone says what the comparison was made across, as one
+    failed by its fastest call does (`benchmarks/dependency_change.py` met this case)."""
+    tail = {"outcome": "regression", "statistic": "p95", "current_ms": 3.0, "reason": "p95 x"}
+    comparison = {
+        "outcome": "not significant",
+        "statistic": "min",
+        "current_ms": 1.9,
+        "reason": "min y",
+        "versions_changed": ["numpy 2.3 -> 2.4", "torch 2.13 -> 2.14"],
+        "tail": tail,
+    }
+    (breach,) = breaches_of(typed(record(comparison=comparison)), policy_of(Settings(), 1))
+    assert breach.reason == "tail regression: p95 x; across numpy 2.3 -> 2.4, torch 2.13 -> 2.14"
+    comparison["versions_changed"] = []
+    (breach,) = breaches_of(typed(record(comparison=comparison)), policy_of(Settings(), 1))
+    assert breach.reason == "tail regression: p95 x"

@@ -115,8 +115,11 @@ def breaches_of(record: MeasurementRecord, policy: Policy) -> list[Breach]:
     tail = None if comparison is None else comparison.tail
     if comparison is not None and comparison.outcome == "regression":
         found.append(Breach("regression", *where, f"regression: {comparison.reason}"))
-    elif tail is not None and tail.outcome == "regression":
-        found.append(Breach("regression", *where, f"tail regression: {tail.reason}"))
+    elif comparison is not None and tail is not None and tail.outcome == "regression":
+        # The tail's own line does not say what the comparison was made across.
+        changed = comparison.versions_changed
+        across = f"; across {', '.join(changed)}" if changed else ""
+        found.append(Breach("regression", *where, f"tail regression: {tail.reason}{across}"))
     elif (
         comparison is not None
         and comparison.outcome == "improvement"
