@@ -375,11 +375,12 @@ class Settings:
     )
     reference: bool = _option(
         "--hwperf-reference",
-        False,
+        True,
         parse_bool,
-        "Time a fixed CPU workload around each CPU measurement and rescale the baseline by"
-        " the machine's speed: on or off (default off: on a shared runner it cost more"
-        " detections than the false alarms it saved, see docs/statistics.md)",
+        "Time a fixed CPU workload after each round of a CPU measurement and rescale the"
+        " stored baseline by the share of the machine's speed change a model follows: on"
+        " or off (default on; not used under --hwperf-against, whose sides share the"
+        " machine's minutes; see docs/statistics.md)",
         "on|off",
     )
     fail_on_improvement: bool = _option(

@@ -510,6 +510,8 @@ def test_against_a_commit_a_slower_test_fails_the_same_passes_new_is_not_compare
     # --hwperf-max-time=1: the rounds of both sides take 1 s at most, 16 a side of 0.03 s.
     assert len(comparisons["test_same"]["base_rounds"]) == 16
     assert len(comparisons["test_same"]["head_rounds"]) == 16
+    # Both sides share the machine's minutes: no reference workload is timed for them.
+    assert all(m["reference_ms"] is None for m in report["measurements"])
     assert comparisons["test_new"]["outcome"] == NOT_COMPARED
     assert "new at head, not compared" in comparisons["test_new"]["reason"]
     assert comparisons["test_fails_at_ref"]["outcome"] == NOT_COMPARED

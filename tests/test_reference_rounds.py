@@ -15,7 +15,8 @@ import pytest
 from _output import FAST_RUN, assert_clean
 from _rounds import MS, round_of, samples_of
 
-from pytest_hwperf.judge.gate import SavedRun, compare_with_runs
+from pytest_hwperf.judge.drift import DRIFT_SHARE
+from pytest_hwperf.judge.gate import SavedRun, compare_with_runs, suspected
 from pytest_hwperf.measure.reference import ReferenceGauge, reference
 from pytest_hwperf.measure.result import Measurement
 from pytest_hwperf.measure.rounds import confirm
@@ -101,10 +102,10 @@ def test_a_machine_faster_as_a_whole_rescales_the_baseline_by_the_reference():
         0.935, runs, reference_ms=0.0255, reference_kind="numpy-dot/1", **kwargs
     )
     assert plain.drift_factor is None
-    assert scaled.drift_factor == pytest.approx(0.85)
-    assert scaled.baseline_ms == pytest.approx(0.85 * (plain.baseline_ms or 0))
+    assert scaled.drift_factor == pytest.approx(0.85**DRIFT_SHARE)
+    assert scaled.baseline_ms == pytest.approx(0.85**DRIFT_SHARE * (plain.baseline_ms or 0))
     assert (plain.change_pct or 0) < 0  # reads faster
-    assert (scaled.change_pct or 0) > 9  # +10% at today's speed
+    assert (scaled.change_pct or 0) > 2  # the share of the machine's speed a model follows
     assert "for machine speed" in scaled.reason
     # The correction's own error widens the interval (DRIFT_UNCERTAINTY).
     assert "machine-speed correction" in scaled.sigma_source
@@ -114,6 +115,25 @@ def test_a_machine_faster_as_a_whole_rescales_the_baseline_by_the_reference():
     )
     assert other.drift_factor is None
     assert other.outcome == plain.outcome
+
+
+def test_a_slowdown_a_one_round_gauge_hides_is_still_suspected():
+    # Saved with the gauge's fastest of many rounds; this run's first round gauged the
+    # machine 15% slower (the fastest of one round), which rescales the baseline up and
+    # hides most of a real +12%. Asked as measured too, it is suspected, so the rounds
+    # (and the gauge's fastest over them) decide.
+    runs = _runs(1.00, 0.0260)
+    kwargs = {"key": "t::work@cpu", "threshold_pct": 10.0, "alpha": 0.01}
+    gauge = {"reference_ms": 0.0300, "reference_kind": "numpy-dot/1"}
+    hidden = compare_with_runs(1.12, runs, **kwargs, **gauge)  # type: ignore[arg-type]
+    assert hidden.outcome != "regression"
+    assert compare_with_runs(1.12, runs, **kwargs).outcome == "regression"  # type: ignore[arg-type]
+    assert suspected(1.12, runs, **kwargs, **gauge)  # type: ignore[arg-type]
+    # Unchanged code on that slower first round is not suspected either way.
+    assert not suspected(1.00, runs, **kwargs, **gauge)  # type: ignore[arg-type]
+    # Without a gauge it is the plain question.
+    assert suspected(1.12, runs, **kwargs)  # type: ignore[arg-type]
+    assert not suspected(1.00, runs, **kwargs)  # type: ignore[arg-type]
 
 
 def test_the_suspicion_is_given_the_first_rounds_reference(pytester: pytest.Pytester):
@@ -181,3 +201,40 @@ def test_a_saved_run_records_the_reference_of_each_round(pytester: pytest.Pytest
     assert all(r["reference_ms"] > 0 for r in rounds)
     assert record["reference_ms"] == pytest.approx(min(r["reference_ms"] for r in rounds))
     assert record["reference_kind"] == "numpy-dot/1"
+
+
+SLEEPER = """
+import time
+
+
+def test_sleep(hwperf):
+    hwperf(time.sleep, 0.002, name="sleep")
+"""
+
+
+def test_by_default_a_computing_target_is_gauged_and_a_waiting_one_is_not(
+    pytester: pytest.Pytester,
+):
+    # The gauge is on by default (--hwperf-reference): a target that keeps a thread
+    # busy gets the reference workload's time; one that only waits (a sleep, I/O, a
+    # server in another process) does not follow the CPU's speed and gets none. In a
+    # process of its own, as a user runs it: no other test's threads are busy there.
+    pytester.makepyfile(test_spin=PROJECT, test_sleeper=SLEEPER)
+    result = pytester.runpytest_subprocess(
+        "--hwperf", *FAST_RUN, "--hwperf-json=out.json", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=2)
+    assert_clean(result)
+    records = json.loads((pytester.path / "out.json").read_text())["measurements"]
+    found = {r["name"]: r for r in records}
+    assert found["spin"]["reference_ms"] > 0
+    assert found["spin"]["reference_kind"] == "numpy-dot/1"
+    assert found["sleep"]["reference_ms"] is None
+    assert found["sleep"]["reference_kind"] is None
+    # Turned off, nothing is gauged.
+    off = pytester.runpytest(
+        "--hwperf", *FAST_RUN, "--hwperf-reference=off", "--hwperf-json=off.json"
+    )
+    off.assert_outcomes(passed=2)
+    records = json.loads((pytester.path / "off.json").read_text())["measurements"]
+    assert all(r["reference_ms"] is None for r in records)

@@ -586,13 +586,15 @@ def test_record_stays_finite_for_absurd_bounds():
     assert json.loads(json.dumps(record, allow_nan=False)) == record
 
 
-def test_drift_adjusted_rescales_the_baseline_by_the_reference_ratio():
-    from pytest_hwperf.judge.regression import drift_adjusted
+def test_drift_adjusted_rescales_the_baseline_by_the_share_of_the_reference_ratio():
+    from pytest_hwperf.judge.drift import DRIFT_SHARE, drift_adjusted
 
-    # The machine runs 1.45x slower now than when each baseline run was saved.
+    # The machine runs 1.45x slower now than when each baseline run was saved; a model
+    # follows DRIFT_SHARE of that move on the log scale (judge/drift.py).
     medians, factor = drift_adjusted([1.0, 1.1], [50.0, 55.0], 72.5)
-    assert medians == pytest.approx([1.45, 1.45])
-    assert factor == pytest.approx(math.sqrt(1.45 * 72.5 / 55.0))
+    assert medians == pytest.approx([1.45**DRIFT_SHARE, 1.1 * (72.5 / 55.0) ** DRIFT_SHARE])
+    assert factor == pytest.approx(math.sqrt(1.45 * 72.5 / 55.0) ** DRIFT_SHARE)
+    assert 0.5 < DRIFT_SHARE < 1
     # Without a reference on every side nothing is rescaled.
     assert drift_adjusted([1.0, 1.1], [50.0, None], 72.5) == ([1.0, 1.1], None)
     assert drift_adjusted([1.0], [50.0], None) == ([1.0], None)
@@ -600,19 +602,25 @@ def test_drift_adjusted_rescales_the_baseline_by_the_reference_ratio():
 
 
 def test_a_slower_machine_is_not_a_regression_once_rescaled():
+    from pytest_hwperf.judge.drift import DRIFT_SHARE
     from pytest_hwperf.judge.regression import compare, drift_adjusted
 
     base = [1.00, 1.01, 0.99, 1.00, 1.02]
     refs = [50.0] * 5
-    # The code is unchanged but the whole machine is 40% slower, reference included.
-    raw = compare(1.40, base)
+    # The code is unchanged but the whole machine is 40% slower by the reference, and
+    # the model slowed by the share of that it follows.
+    slower = 1.40**DRIFT_SHARE
+    raw = compare(slower, base)
     adjusted, _ = drift_adjusted(base, refs, 70.0)
-    fair = compare(1.40, adjusted)
+    fair = compare(slower, adjusted)
     assert raw.outcome == "regression"
     assert fair.outcome == "unchanged"
+    # Code 25% slower on that slower machine is still caught.
+    assert compare(1.25 * slower, adjusted).outcome == "regression"
 
 
 def test_drift_adjusted_only_rescales_against_a_reference_of_the_same_kind():
+    from pytest_hwperf.judge.drift import DRIFT_SHARE
     from pytest_hwperf.judge.regression import drift_adjusted
 
     same = drift_adjusted(
@@ -622,7 +630,7 @@ def test_drift_adjusted_only_rescales_against_a_reference_of_the_same_kind():
         baseline_kinds=["torch-mm/2", "torch-mm/2"],
         current_kind="torch-mm/2",
     )
-    assert same[0] == pytest.approx([1.2, 1.2])
+    assert same[0] == pytest.approx([1.2**DRIFT_SHARE] * 2)
     # A two-thread torch product and a one-thread numpy one gauge different things.
     mixed = drift_adjusted(
         [1.0, 1.0],
@@ -639,11 +647,12 @@ def test_drift_adjusted_only_rescales_against_a_reference_of_the_same_kind():
 
 
 def test_drift_adjusted_ignores_a_gauge_that_moved_implausibly():
+    from pytest_hwperf.judge.drift import DRIFT_SHARE
     from pytest_hwperf.judge.regression import drift_adjusted
 
     # A 500x slower reference says the gauge stalled, not that the machine did.
     assert drift_adjusted([1.0, 1.0], [0.05, 0.05], 25.0) == ([1.0, 1.0], None)
-    assert drift_adjusted([1.0], [0.05], 0.19)[1] == pytest.approx(3.8)
+    assert drift_adjusted([1.0], [0.05], 0.19)[1] == pytest.approx(3.8**DRIFT_SHARE)
 
 
 def test_the_reference_follows_how_the_target_used_the_cores(monkeypatch):
@@ -674,23 +683,26 @@ def test_busy_threads_counts_threads_over_a_fifth_of_a_core():
 
 
 def test_a_large_machine_speed_correction_makes_the_verdict_cautious():
-    from pytest_hwperf.judge.regression import DRIFT_UNCERTAINTY, compare
+    from pytest_hwperf.judge.drift import DRIFT_SE, DRIFT_SHARE, DRIFT_UNCERTAINTY
+    from pytest_hwperf.judge.regression import compare
 
     base = [1.00, 1.01, 0.99, 1.00, 1.02, 0.99, 1.01, 1.00, 1.00, 0.99]
-    # +20% against a tight baseline: a regression when the machine is as it was.
-    assert compare(1.20, base, drift_factor=1.0).outcome == "regression"
-    assert compare(1.20, base).outcome == "regression"
-    # The same +20% after the baseline was rescaled by 2x for machine speed: the
+    # +12% against a tight baseline: a regression when the machine is as it was.
+    assert compare(1.12, base, drift_factor=1.0).outcome == "regression"
+    assert compare(1.12, base).outcome == "regression"
+    # The same +12% after the baseline was rescaled by 2x for machine speed: the
     # correction itself may be off by more than that, so it is not a verdict (and not
     # "unchanged" either: the interval is far too wide to show that).
-    cautious = compare(1.20, base, drift_factor=2.0)
+    cautious = compare(1.12, base, drift_factor=2.0)
     assert cautious.outcome == NOT_SIGNIFICANT
     se = math.sqrt(FLOOR**2 * 1.1 + (DRIFT_UNCERTAINTY * math.log(2.0)) ** 2)
-    d = math.log(1.20 / lower_median(base))
+    d = math.log(1.12 / lower_median(base))
     assert cautious.ci_low_pct == pytest.approx(pct(d - Z99 * se))
     assert "machine-speed correction" in cautious.sigma_source
     # The error grows with the size of the correction, either way.
-    assert compare(1.20, base, drift_factor=0.5).ci_low_pct == pytest.approx(cautious.ci_low_pct)
+    assert compare(1.12, base, drift_factor=0.5).ci_low_pct == pytest.approx(cautious.ci_low_pct)
+    # It is the share's standard error per unit of the gauge's own log move.
+    assert math.isclose(DRIFT_UNCERTAINTY * DRIFT_SHARE, DRIFT_SE)
     assert 0 < DRIFT_UNCERTAINTY < 1
 
 

@@ -215,16 +215,38 @@ def test_a_worker_pools_observer_counts_only_the_children():
     assert sampler.observation.busy_total == 1
 
 
-def test_the_reference_gauge_records_its_time_and_kind():
+def test_the_reference_gauge_records_its_time_and_kind(monkeypatch):
+    from pytest_hwperf.measure import reference
+
+    # One thread of the test process was busy during the window (injected).
+    monkeypatch.setattr(reference, "busy_threads", lambda before, after, window: 1)
     gauge = ReferenceGauge()
     m = measurement()
     with opened([gauge]):
         pass
+    assert not gauge.idle
     gauge.apply(m)
     assert m.reference_ns is not None
     assert m.reference_ns > 0
-    assert m.reference_kind is not None
-    assert m.reference_kind.startswith(("numpy-dot/", "torch-mm/"))
+    assert m.reference_kind == "numpy-dot/1"
+
+
+def test_the_reference_gauge_leaves_a_target_that_kept_no_thread_busy(monkeypatch):
+    from pytest_hwperf.measure import reference
+
+    # It waited (a sleep, I/O, a server elsewhere): the CPU's speed is not its speed.
+    monkeypatch.setattr(reference, "busy_threads", lambda before, after, window: 0)
+    timed: list[bool] = []
+    monkeypatch.setattr(reference, "reference", lambda **kwargs: timed.append(True))
+    gauge = ReferenceGauge()
+    m = measurement()
+    with opened([gauge]):
+        pass
+    assert gauge.idle
+    gauge.apply(m)
+    assert m.reference_ns is None
+    assert m.reference_kind is None
+    assert not timed  # not even timed
 
 
 def test_the_observed_gate_records_and_warns_over_the_usable_cores():
@@ -256,18 +278,20 @@ def test_the_observed_gate_records_and_warns_over_the_usable_cores():
 @pytest.mark.parametrize(
     ("settings", "device", "expected"),
     [
-        (Settings(enabled=True), "cpu", [ObservedThreads, MemoryTracker]),
-        (
-            Settings(enabled=True, reference=True),
-            "cpu",
-            [ReferenceGauge, ObservedThreads, MemoryTracker],
-        ),
+        (Settings(enabled=True), "cpu", [ReferenceGauge, ObservedThreads, MemoryTracker]),
+        (Settings(enabled=True, reference=False), "cpu", [ObservedThreads, MemoryTracker]),
+        # A/B: both sides share the machine's minutes, no gauge.
+        (Settings(enabled=True, against="HEAD~1"), "cpu", [ObservedThreads, MemoryTracker]),
         (
             Settings(enabled=True, reference=True),
             "cuda:0",
             [ObservedThreads, GpuUtilizationSampler, MemoryTracker],
         ),
-        (Settings(enabled=True, oversubscription="off"), "cpu", [MemoryTracker]),
+        (
+            Settings(enabled=True, oversubscription="off", reference=False),
+            "cpu",
+            [MemoryTracker],
+        ),
     ],
 )
 def test_hwperf_builds_its_windows_outermost_first(settings, device, expected):

@@ -12,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pytest_hwperf.hardware.fingerprint import version_changes
+from pytest_hwperf.judge.drift import drift_adjusted
 from pytest_hwperf.judge.regression import (
     NO_BASELINE,
+    REGRESSION,
     STATISTIC,
     bonferroni_alpha,
     compare,
-    drift_adjusted,
 )
 from pytest_hwperf.judge.tail import SavedTail, compare_tail
 from pytest_hwperf.records.types import ComparisonRecord
@@ -27,6 +28,7 @@ __all__ = [
     "compare_with_runs",
     "comparison_alpha",
     "drift_text",
+    "suspected",
     "threshold_for",
 ]
 
@@ -141,3 +143,50 @@ def compare_with_runs(
             every_round_p95_ms=every_round_p95_ms,
         ),
     )
+
+
+def suspected(
+    value_ms: float,
+    runs: Sequence[SavedRun],
+    *,
+    key: str,
+    threshold_pct: float,
+    alpha: float,
+    p95_ms: float | None = None,
+    reference_ms: float | None = None,
+    reference_kind: str | None = None,
+) -> bool:
+    """Would a first round's fastest call (and p95) be a regression against `runs`? Then
+    it is measured again before its verdict (measure/rounds.py).
+
+    With a reference workload the change is asked both rescaled for machine speed and as
+    measured: a first round's gauge is the fastest of one round, slower than a saved
+    run's fastest of many, so its rescaling can hide a real slowdown that the rounds,
+    and the gauge's fastest over them, then show. A tail that looks slower is suspected
+    too: it is failed only in the best of the rounds (judge/tail.py).
+    """
+    gauges: list[tuple[float | None, str | None]] = [(reference_ms, reference_kind)]
+    if reference_ms is not None:
+        gauges.append((None, None))  # as measured, too
+    for gauge_ms, kind in gauges:
+        found = compare_with_runs(
+            value_ms,
+            runs,
+            key=key,
+            threshold_pct=threshold_pct,
+            alpha=alpha,
+            current_p95_ms=() if p95_ms is None else (p95_ms,),
+            reference_ms=gauge_ms,
+            reference_kind=kind,
+        )
+        tail = found.tail
+        tail_suspect = (
+            tail is not None
+            and tail.change_pct is not None
+            and tail.ci_low_pct is not None
+            and tail.ci_low_pct > 0
+            and tail.change_pct >= found.threshold_pct
+        )
+        if found.outcome == REGRESSION or tail_suspect:
+            return True
+    return False

@@ -50,6 +50,7 @@ from pytest_hwperf.judge.budgets import (
     fmt_ms,
     parse_threshold,
 )
+from pytest_hwperf.judge.drift import DRIFT_UNCERTAINTY, drift_adjusted
 from pytest_hwperf.judge.spread import between_runs_spread, lower_median, rounds_spread
 from pytest_hwperf.records.types import ComparisonRecord
 from pytest_hwperf.units import fmt_change
@@ -421,10 +422,9 @@ def compare(
 
     `drift_factor`: how much the reference workload rescaled the baseline (the
     geometric mean of this run's reference time over the saved runs'), when it did.
-    The rescaling is trusted only in part: a model does not slow down exactly as the
-    gauge does, so `DRIFT_UNCERTAINTY` times the log of the factor is added to the
-    standard error. The further the machine is from the state the baseline was saved
-    in, the more cautious the verdict.
+    The rescaling is trusted only in part (judge/drift.py): `DRIFT_UNCERTAINTY` times
+    the log of the factor is added to the standard error, so the further the machine is
+    from the state the baseline was saved in, the more cautious the verdict.
 
     `alpha` is the one-sided level of each direction for this one comparison; pass
     `bonferroni_alpha(session_alpha, comparisons)` to hold the session's false-alarm
@@ -554,47 +554,3 @@ def bonferroni_alpha(alpha: float, comparisons: int) -> float:
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be within (0, 1), got {alpha!r}")
     return alpha / max(1, int(comparisons))
-
-
-# The largest machine-speed change the reference workload is trusted to report.
-MAX_DRIFT = 4.0
-# The share of a machine-speed correction (on the log scale) taken as its own error.
-# Measured here: when the torch reference slowed 2x, the model slowed 1.5x.
-DRIFT_UNCERTAINTY = 0.5
-
-
-def drift_adjusted(
-    baseline_fastest_ms: Sequence[float],
-    baseline_references_ms: Sequence[float | None],
-    current_reference_ms: float | None,
-    *,
-    baseline_kinds: Sequence[str | None] | None = None,
-    current_kind: str | None = None,
-) -> tuple[list[float], float | None]:
-    """The saved runs' fastest calls rescaled to this run's machine speed, and the factor.
-
-    Each saved run's fastest call is multiplied by (this run's reference time / that run's):
-    a machine running 20% slower today makes the baseline 20% slower too, so only the
-    code's own change is left to judge. Without a reference on every side, or with
-    references of different kinds (a torch matrix product on two threads is not a numpy
-    one on one thread), the figures are returned as they are, with factor None.
-    """
-    fastest = list(baseline_fastest_ms)
-    refs = list(baseline_references_ms)
-    kinds = list(baseline_kinds) if baseline_kinds is not None else [current_kind] * len(refs)
-    if (len(kinds) != len(refs) or any(kind != current_kind for kind in kinds)) or (
-        current_reference_ms is None
-        or current_reference_ms <= 0
-        or not fastest
-        or len(refs) != len(fastest)
-        or any(r is None or r <= 0 for r in refs)
-    ):
-        return fastest, None
-    ratios = [current_reference_ms / float(r) for r in refs if r is not None]
-    if any(not 1 / MAX_DRIFT <= ratio <= MAX_DRIFT for ratio in ratios):
-        # No machine changes speed by that much: the gauge itself was disturbed (an
-        # oversubscribed machine stalls a parallel gauge at random), so it is not used.
-        return fastest, None
-    adjusted = [m * ratio for m, ratio in zip(fastest, ratios, strict=True)]
-    factor = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios))
-    return adjusted, factor

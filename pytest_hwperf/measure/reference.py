@@ -21,8 +21,9 @@ reference is chosen by what the measurement did: when more than one thread of th
 process was busy while it ran (a parallel model), the reference runs in the thread pool
 such a model most likely uses, with the thread count in force: torch's intra-op pool
 when torch is loaded, otherwise numpy's BLAS pool. A single-threaded target gets numpy on
-one BLAS thread. The kind (`torch-mm/2`, `numpy-dot/1`) is recorded, and runs are only
-rescaled against runs whose reference was of the same kind.
+one BLAS thread, and a target that kept no thread busy (it waited: a sleep, I/O, a
+server in another process) none at all. The kind (`torch-mm/2`, `numpy-dot/1`) is
+recorded, and runs are only rescaled against runs whose reference was of the same kind.
 """
 
 from __future__ import annotations
@@ -135,7 +136,18 @@ class ReferenceGauge(WindowContext):
         self.finish()
         return reference(parallel=self._parallel).ns
 
+    @property
+    def idle(self) -> bool:
+        """No thread of the test process was busy: the target waited (a sleep, I/O, a
+        server in another process), and a waiting target does not follow the CPU's
+        speed, so it is not gauged (nor rescaled)."""
+        if self._busy is None:
+            self.stop()
+        return self._busy == 0
+
     def apply(self, measurement: Measurement) -> None:
+        if self.idle:
+            return
         speed = self.finish()
         measurement.reference_ns, measurement.reference_kind = speed.ns, speed.kind
 

@@ -195,9 +195,9 @@ class Hwperf:
             from pytest_hwperf.measure.reference import ReferenceGauge
 
         windows: list[Window] = []
-        # The CPU's speed around a CPU measurement (a GPU's work does not follow it),
-        # gauged in the way the target used the cores: on one thread or several.
-        if self._settings.reference and device == "cpu":
+        # The CPU's speed around a CPU measurement (not a GPU's, nor under A/B: both sides
+        # share the minutes), gauged as the target used the cores: one thread or several.
+        if self._settings.reference and device == "cpu" and self._settings.against is None:
             windows.append(ReferenceGauge())
         served_by = self._served_by
         observer = self.thread_observer(pid=served_by, workers_only=served_by is not None)
@@ -313,7 +313,7 @@ class Hwperf:
         measurement.threads = thread_settings()
         from pytest_hwperf.measure.reference import ReferenceGauge
 
-        gauge = next((w for w in windows if isinstance(w, ReferenceGauge)), None)
+        gauge = next((w for w in windows if isinstance(w, ReferenceGauge) and not w.idle), None)
         self._confirm(target, measurement, sync, None if gauge is None else gauge.again)
         if self._targets is not None:
             self._targets[label] = (_in_same_torch_mode(target), sync)

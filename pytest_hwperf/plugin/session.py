@@ -240,35 +240,24 @@ class HwperfSession:
         """Would this value be a regression? Asked by the hwperf fixture right after a
         measurement, to measure it again (--hwperf-confirm) before the verdict. It asks
         at the level of a test with one measurement, which is the loosest a verdict of
-        that test can be judged at, so every regression the verdict finds is confirmed."""
-        from pytest_hwperf.judge.gate import compare_with_runs, comparison_alpha, threshold_for
-        from pytest_hwperf.judge.regression import REGRESSION
+        that test can be judged at, so every regression the verdict finds is confirmed
+        (`judge.gate.suspected`)."""
+        from pytest_hwperf.judge.gate import comparison_alpha, suspected, threshold_for
         from pytest_hwperf.store import measurement_key
 
         if value_ms <= 0 or self.settings.against is not None:
             return False
         key = measurement_key(test_id, name, device)
-        found = compare_with_runs(
+        return suspected(
             value_ms,
             self.runs_for(key),
             key=key,
             threshold_pct=threshold_for(spec.regression_pct, self.settings.regression_pct),
             alpha=comparison_alpha(self.settings.alpha, self.perf_items, 1),
-            current_p95_ms=() if p95_ms is None else (p95_ms,),
+            p95_ms=p95_ms,
             reference_ms=reference_ms,
             reference_kind=reference_kind,
         )
-        tail = found.tail
-        # A tail is failed only in the best of the rounds (judge/tail.py): one that
-        # looks slower in this first round is measured again like a suspected regression.
-        tail_suspect = (
-            tail is not None
-            and tail.change_pct is not None
-            and tail.ci_low_pct is not None
-            and tail.ci_low_pct > 0
-            and tail.change_pct >= found.threshold_pct
-        )
-        return found.outcome == REGRESSION or tail_suspect
 
     # -- the end --------------------------------------------------------------------
 
