@@ -28,6 +28,7 @@ recorded, and runs are only rescaled against runs whose reference was of the sam
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -165,7 +166,6 @@ def _torch(torch: Any, budget_s: float, clock: Callable[[], int]) -> Reference:
 def _numpy(budget_s: float, clock: Callable[[], int], *, threads: int | None) -> Reference:
     """numpy's BLAS on `threads` threads (None: the count in force)."""
     import numpy as np
-    from threadpoolctl import threadpool_info, threadpool_limits
 
     rng = np.random.default_rng(0)
     rows, inner, cols = _SIZE
@@ -174,13 +174,23 @@ def _numpy(budget_s: float, clock: Callable[[], int], *, threads: int | None) ->
     from pytest_hwperf.hardware.probing import quiet_probe
 
     with quiet_probe():  # the user's warning filters are not for our probing
+        blas = _blas()
         if threads is None:
-            blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-            threads = int(blas[0].get("num_threads", 1)) if blas else 1
-        limits = threadpool_limits(limits=threads, user_api="blas")
+            found = [p.num_threads for p in blas.lib_controllers]
+            threads = int(found[0]) if found else 1
+        limits = blas.limit(limits=threads)
     with limits:
         ns = _timed(lambda: np.dot(a, b), budget_s, clock)
     return Reference(ns, f"numpy-dot/{threads}")
+
+
+@functools.cache
+def _blas() -> Any:
+    """numpy's BLAS libraries, found once per process: scanning the loaded libraries
+    costs ~0.2 s, each time (numpy, imported first, has loaded its BLAS by then)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
 
 
 def _timed(call: Callable[[], object], budget_s: float, clock: Callable[[], int]) -> float:
