@@ -238,3 +238,27 @@ def test_by_default_a_computing_target_is_gauged_and_a_waiting_one_is_not(
     off.assert_outcomes(passed=2)
     records = json.loads((pytester.path / "off.json").read_text())["measurements"]
     assert all(r["reference_ms"] is None for r in records)
+
+
+def test_a_measurement_is_gauged_with_the_kind_its_saved_runs_were(pytester: pytest.Pytester):
+    # The kind is settled by the threads the target kept busy, which a co-tenant can
+    # change from run to run; then no saved run compares. Saved runs that share a kind
+    # decide it: here a waiting target (never gauged on its own) whose baseline file
+    # says it was gauged on one BLAS thread.
+    pytester.makepyfile(test_sleeper=SLEEPER)
+    run = ("--hwperf", *FAST_RUN, "-p", "no:randomly")
+    assert pytester.runpytest_subprocess(*run, "--hwperf-save").ret == pytest.ExitCode.OK
+    (path,) = (pytester.path / ".hwperf" / "baselines").glob("*.json")
+    document = json.loads(path.read_text())
+    for runs in document["measurements"].values():
+        for saved in runs:
+            assert saved["reference_kind"] is None  # saved without a gauge
+            saved["reference_ms"], saved["reference_kind"] = 0.05, "numpy-dot/1"
+    path.write_text(json.dumps(document))
+    result = pytester.runpytest_subprocess(*run, "--hwperf-json=out.json")
+    result.assert_outcomes(passed=1)
+    assert_clean(result)
+    (record,) = json.loads((pytester.path / "out.json").read_text())["measurements"]
+    assert record["reference_kind"] == "numpy-dot/1"
+    assert record["reference_ms"] > 0
+    assert record["comparison"]["drift_factor"] is not None  # compared as gauged alike

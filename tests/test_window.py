@@ -7,6 +7,8 @@ windows puts its own findings on the measurement.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -247,6 +249,63 @@ def test_the_reference_gauge_leaves_a_target_that_kept_no_thread_busy(monkeypatc
     assert m.reference_ns is None
     assert m.reference_kind is None
     assert not timed  # not even timed
+
+
+def test_the_reference_gauge_times_the_saved_runs_kind(monkeypatch):
+    from pytest_hwperf.measure import reference
+
+    # Two threads were busy (a parallel target), but its saved runs were gauged on one
+    # BLAS thread: this run is gauged as they were, so that the two compare.
+    monkeypatch.setattr(reference, "busy_threads", lambda before, after, window: 2)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    gauge = ReferenceGauge(saved_kind="numpy-dot/1")
+    m = measurement()
+    with opened([gauge]):
+        pass
+    gauge.apply(m)
+    assert m.reference_kind == "numpy-dot/1"
+    assert gauge.again() > 0  # the rounds keep that kind
+    # A target that waited this time is still gauged when its saved runs were.
+    monkeypatch.setattr(reference, "busy_threads", lambda before, after, window: 0)
+    waited = ReferenceGauge(saved_kind="numpy-dot/1")
+    with opened([waited]):
+        pass
+    assert not waited.idle
+    # A kind that cannot be timed here (a hostile or foreign file) is not used.
+    foreign = ReferenceGauge(saved_kind="numpy-dot/0")
+    with opened([foreign]):
+        pass
+    assert foreign.idle
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("numpy-dot/1", True),
+        ("numpy-dot/0", False),
+        ("numpy-dot/100000", False),
+        ("numpy-dot/", False),
+        ("numpy-dot/-1", False),
+        ("numpy-dot/1.5", False),
+        ("gauge/1", False),
+        ("", False),
+        ("torch-mm/1", False),  # torch not loaded
+    ],
+)
+def test_a_saved_kind_is_timed_only_when_it_can_be_here(monkeypatch, kind, expected):
+    from pytest_hwperf.measure.reference import timeable
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert timeable(kind) is expected
+
+
+def test_a_torch_kind_is_timeable_with_the_same_thread_count():
+    torch = pytest.importorskip("torch", reason="the torch gauge needs torch")
+    from pytest_hwperf.measure.reference import timeable
+
+    threads = torch.get_num_threads()
+    assert timeable(f"torch-mm/{threads}")
+    assert not timeable(f"torch-mm/{threads + 1}")
 
 
 def test_the_observed_gate_records_and_warns_over_the_usable_cores():

@@ -121,8 +121,7 @@ class Hwperf:
         # What a call past --hwperf-call-timeout that cannot be interrupted (off the main
         # thread, no SIGALRM) does; None: measure/deadline.py's default (end the process).
         self._on_hang = on_hang
-        # suspect(name, device, fastest call in ms, p95, reference): would the gate fail it?
-        # Then the target is measured again (--hwperf-confirm) before the verdict.
+        # Would the gate fail it (then measured again), which gauge (plugin/suspects.py)?
         self._suspect = suspect
         # Where each measured target is kept for --hwperf-profile (None: not kept).
         self._targets = targets
@@ -187,7 +186,7 @@ class Hwperf:
             sampler, self._usable, warn=self._settings.oversubscription == "warn"
         )
 
-    def _windows(self, device: str) -> list[Window]:
+    def _windows(self, device: str, label: str = "") -> list[Window]:
         """What watches a measurement on `device` (measure/window.py), outermost first."""
         with quiet_probe():  # the user's warning filters are not for our imports
             from pytest_hwperf.measure.gpu_util import utilization_sampler
@@ -198,7 +197,8 @@ class Hwperf:
         # The CPU's speed around a CPU measurement (not a GPU's, nor under A/B: both sides
         # share the minutes), gauged as the target used the cores: one thread or several.
         if self._settings.reference and device == "cpu" and self._settings.against is None:
-            windows.append(ReferenceGauge())
+            suspect = self._suspect  # the kind its saved runs were gauged with, if any
+            windows.append(ReferenceGauge(suspect.saved_kind(label, device) if suspect else None))
         served_by = self._served_by
         observer = self.thread_observer(pid=served_by, workers_only=served_by is not None)
         if observer is not None:
@@ -297,7 +297,7 @@ class Hwperf:
         from pytest_hwperf.hardware import thread_settings
         from pytest_hwperf.measure import measure
 
-        windows = self._windows(sync.device)
+        windows = self._windows(sync.device, label)
         with opened(windows):
             result, measurement = measure(
                 target,

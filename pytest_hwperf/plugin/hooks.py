@@ -48,7 +48,7 @@ from pytest_hwperf.plugin.options import (
     resolve_settings,
 )
 from pytest_hwperf.plugin.pool_fixture import worker_pool
-from pytest_hwperf.plugin.suspects import REGRESSION_CHECK_KEY
+from pytest_hwperf.plugin.suspects import REGRESSION_CHECK_KEY, SAVED_KIND_KEY
 from pytest_hwperf.warnings import HwperfOversubscriptionWarning, HwperfWarning
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SESSION_KEY] = session
         # What the hwperf fixture asks of the session, without importing it.
         config.stash[REGRESSION_CHECK_KEY] = session.suspects_regression
+        config.stash[SAVED_KIND_KEY] = session.saved_reference_kind
     if settings.against is not None or config.getoption(AB_PEER_DEST, None):
         from pytest_hwperf.plugin import ab_session  # same-run A/B, head or base side
 
@@ -164,6 +165,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session is not None:
         del config.stash[SESSION_KEY]
         del config.stash[REGRESSION_CHECK_KEY]
+        del config.stash[SAVED_KIND_KEY]
         config.pluginmanager.unregister(session)
 
 

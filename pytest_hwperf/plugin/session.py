@@ -226,6 +226,20 @@ class HwperfSession:
         baseline = self._baseline()
         return gate_inputs(baseline.runs_for(key) if baseline is not None else ())
 
+    def saved_reference_kind(self, test_id: str, name: str, device: str) -> str | None:
+        """The reference kind the saved runs of this measurement were gauged with, when
+        they share one: this run's gauge times the same kind, so that a co-tenant that
+        starves a parallel model's second thread (which settles the kind by the threads
+        it kept busy) does not leave the run without a machine-speed correction."""
+        from pytest_hwperf.store import measurement_key
+
+        if self.settings.against is not None:
+            return None
+        kinds = {
+            run.reference_kind for run in self.runs_for(measurement_key(test_id, name, device))
+        }
+        return kinds.pop() if len(kinds) == 1 else None
+
     def suspects_regression(
         self,
         test_id: str,

@@ -1,6 +1,8 @@
 """The session's "would this be a regression?", asked by the `hwperf` fixture right after
 a measurement's first round, so that a suspect is measured again (--hwperf-confirm)
-before its verdict: the stash key the session fills and the per-test question."""
+before its verdict; and "which reference workload gauged the saved runs?", so that this
+run's gauge is of the same kind (measure/reference.py). The stash keys the session fills
+and the per-test object that asks them."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 
 from pytest_hwperf.plugin.markers import SPEC_KEY, TestSpec
 
-__all__ = ["REGRESSION_CHECK_KEY", "RegressionCheck", "Suspect", "suspect_for"]
+__all__ = ["REGRESSION_CHECK_KEY", "SAVED_KIND_KEY", "RegressionCheck", "Suspect", "suspect_for"]
 
 
 class RegressionCheck(Protocol):
@@ -34,23 +36,31 @@ class RegressionCheck(Protocol):
     ) -> bool: ...
 
 
-Suspect = Callable[[str, str, float, "float | None", "float | None", "str | None"], bool]
-
-
 # Under --hwperf: the session's answer to "would this be a regression?", put there when
 # the session is registered; `hwperf` measures a suspect again (--hwperf-confirm).
 REGRESSION_CHECK_KEY: pytest.StashKey[RegressionCheck] = pytest.StashKey()
+# And its answer to "which reference kind gauged the saved runs of (test id, name,
+# device)?" (None: none, or not one kind).
+SAVED_KIND_KEY: pytest.StashKey[Callable[[str, str, str], str | None]] = pytest.StashKey()
 
 
-def suspect_for(request: pytest.FixtureRequest) -> Suspect | None:
-    """The session's "would this be a regression?" for this test, when there is one."""
-    check = request.config.stash.get(REGRESSION_CHECK_KEY, None)
-    if check is None:
-        return None
-    node = request.node
-    spec = node.stash.get(SPEC_KEY, TestSpec())
+class Suspect:
+    """One test's questions to the session: called as (name, device, fastest call in ms,
+    p95 in ms, reference ms, reference kind), would the gate fail it; `saved_kind(name,
+    device)`, the reference kind its saved runs were gauged with."""
 
-    def suspect(
+    def __init__(
+        self,
+        check: RegressionCheck,
+        node_id: str,
+        spec: TestSpec,
+        saved_kinds: Callable[[str, str, str], str | None] | None = None,
+    ) -> None:
+        self._check, self._node_id, self._spec = check, node_id, spec
+        self._saved_kinds = saved_kinds
+
+    def __call__(
+        self,
         name: str,
         device: str,
         value_ms: float,
@@ -58,8 +68,26 @@ def suspect_for(request: pytest.FixtureRequest) -> Suspect | None:
         reference_ms: float | None = None,
         reference_kind: str | None = None,
     ) -> bool:
+        node, spec = self._node_id, self._spec
         return bool(
-            check(node.nodeid, name, device, value_ms, spec, p95_ms, reference_ms, reference_kind)
+            self._check(node, name, device, value_ms, spec, p95_ms, reference_ms, reference_kind)
         )
 
-    return suspect
+    def saved_kind(self, name: str, device: str) -> str | None:
+        if self._saved_kinds is None:
+            return None
+        return self._saved_kinds(self._node_id, name, device)
+
+
+def suspect_for(request: pytest.FixtureRequest) -> Suspect | None:
+    """The session's questions for this test, when there is a session."""
+    check = request.config.stash.get(REGRESSION_CHECK_KEY, None)
+    if check is None:
+        return None
+    node = request.node
+    return Suspect(
+        check,
+        node.nodeid,
+        node.stash.get(SPEC_KEY, TestSpec()),
+        request.config.stash.get(SAVED_KIND_KEY, None),
+    )
