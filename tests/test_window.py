@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_hwperf.measure.gpu_util import GpuUtilizationSampler
 from pytest_hwperf.measure.memory import MemoryReaders, MemoryTracker, ProcessMemory
@@ -290,6 +292,8 @@ def test_the_reference_gauge_times_the_saved_runs_kind(monkeypatch):
         ("gauge/1", False),
         ("", False),
         ("torch-mm/1", False),  # torch not loaded
+        ("numpy-dot/\u00b2", False),  # a digit to str.isdigit, not to int()
+        ("numpy-dot/" + "9" * 5000, False),  # beyond int()'s digit limit
     ],
 )
 def test_a_saved_kind_is_timed_only_when_it_can_be_here(monkeypatch, kind, expected):
@@ -297,6 +301,13 @@ def test_a_saved_kind_is_timed_only_when_it_can_be_here(monkeypatch, kind, expec
 
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     assert timeable(kind) is expected
+
+
+@given(st.text())
+def test_any_saved_kind_is_answered_without_an_error(kind):
+    from pytest_hwperf.measure.reference import timeable
+
+    assert timeable(kind) in (True, False)
 
 
 def test_a_torch_kind_is_timeable_with_the_same_thread_count():

@@ -116,7 +116,9 @@ def timeable(kind: str) -> bool:
     `numpy-dot/N` on 1 to this machine's CPU count threads, `torch-mm/N` when torch is
     loaded with N intra-op threads."""
     family, _, threads = kind.partition("/")
-    if not (threads.isdigit() and 1 <= int(threads) <= (os.cpu_count() or 1)):
+    if not (threads.isdecimal() and len(threads) <= 4):  # int() takes every one of these
+        return False
+    if not 1 <= int(threads) <= (os.cpu_count() or 1):
         return False
     if family == "numpy-dot":
         return True
