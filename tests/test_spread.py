@@ -158,27 +158,63 @@ def judge(current_ms, runs, current_rounds=(), threshold_pct=10.0, alpha=0.01):
     )
 
 
-@pytest.mark.parametrize("slower", [1.20, 1.10])
+PROCESS = 0.03  # PROCESS_SIGMA_PCT: what the rounds of one process cannot show
+
+
+@pytest.mark.parametrize("slower", [1.20, 1.15])
 def test_one_save_with_tight_rounds_catches_a_clear_slowdown(slower):
-    """(a) One save, six rounds at 1.00-1.01 ms: their bootstrap spread is far under the
-    floor, so se = 2% x sqrt(2) and +10% or more is caught."""
+    """(a) One save, six rounds at 1.00-1.01 ms: their bootstrap spread is small, and the
+    3% assumed between processes is added in quadrature (one save cannot show how far
+    the next process moves), so se = sqrt(2) x ~3% and +15% or more is caught."""
     save = SavedRun(1.0, round_min_ms=TIGHT)
     rounds = [slower * x for x in TIGHT]
     found = judge(slower * 1.0, [save], current_rounds=rounds)
     assert found.outcome == REGRESSION
-    assert found.sigma_pct == pytest.approx(100 * FLOOR)
-    assert found.sigma_source == "the rounds of 2 runs, raised to the 2% floor"
-    se = FLOOR * math.sqrt(2)
+    within = rounds_spread([TIGHT, rounds])
+    assert within is not None
+    assert within[0] < 0.01
+    spread = math.hypot(within[0], PROCESS)
+    assert found.sigma_pct == pytest.approx(100 * spread)
+    assert found.sigma_source == "the rounds of 2 runs and 3% between processes (1 baseline run)"
+    se = spread * math.sqrt(2)
     assert found.ci_low_pct == pytest.approx(pct(math.log(slower) - Z99 * se))
-    # Without rounds one save has only the 5% prior, and +10% is not caught.
+    # Without rounds one save has only the 5% prior, and +15% is not caught.
     blind = judge(slower * 1.0, [SavedRun(1.0)])
     assert blind.sigma_source.startswith("prior 5%")
     assert (blind.outcome == REGRESSION) == (slower >= 1.2)
 
 
+def test_one_save_cannot_show_ten_percent_and_three_saves_can():
+    """+10% against one save is within what one process may move from the next (the
+    interval starts below 0): not significant, not failed. Three saves measure that
+    spread (their MAD, here under the floor) and catch it."""
+    rounds = [1.1 * x for x in TIGHT]
+    one = judge(1.1, [SavedRun(1.0, round_min_ms=TIGHT)], current_rounds=rounds)
+    assert one.outcome == NOT_SIGNIFICANT
+    assert one.ci_low_pct is not None
+    assert one.ci_low_pct < 0.0
+    three = judge(
+        1.1,
+        [SavedRun(v, round_min_ms=tuple(v * x for x in TIGHT)) for v in (1.0, 1.005, 0.995)],
+        current_rounds=rounds,
+    )
+    assert three.outcome == REGRESSION
+    assert three.sigma_source == (
+        "run-to-run spread of 3 baseline runs (MAD), raised to the 2% floor"
+    )
+
+
 @pytest.mark.parametrize("change", [1.0, 1.01, 0.99])
 def test_one_save_with_tight_rounds_passes_an_unchanged_run(change):
+    """One save: an unchanged run passes, but "unchanged" (shown within 10%) needs more
+    than one save can show; three tight saves show it."""
     found = judge(change, [SavedRun(1.0, round_min_ms=TIGHT)], current_rounds=TIGHT)
+    assert found.outcome == NOT_SIGNIFICANT
+    assert found.ci_low_pct is not None
+    assert found.ci_high_pct is not None
+    assert found.ci_low_pct < 0.0 < found.ci_high_pct
+    three = [SavedRun(v, round_min_ms=tuple(v * x for x in TIGHT)) for v in (1.0, 1.005, 0.995)]
+    found = judge(change, three, current_rounds=TIGHT)
     assert found.outcome == UNCHANGED
     assert "unchanged: shown within the 10% threshold" in found.reason
 
@@ -190,8 +226,8 @@ def test_one_save_whose_rounds_saw_a_quiet_moment_once_is_judged_cautiously():
     found = judge(1.1, [SavedRun(1.0, round_min_ms=rounds)])
     expected = fastest_of_rounds_se(np.log(rounds).tolist())
     assert expected > 0.06
-    assert found.sigma_pct == pytest.approx(100 * expected)
-    assert found.sigma_source == "the rounds of 1 run"
+    assert found.sigma_pct == pytest.approx(100 * math.hypot(expected, PROCESS))
+    assert found.sigma_source == "the rounds of 1 run and 3% between processes (1 baseline run)"
     assert found.outcome == NOT_SIGNIFICANT
 
 
@@ -246,10 +282,11 @@ def test_a_wide_interval_is_not_significant_and_the_line_says_so():
 
 
 def test_a_narrow_interval_within_the_threshold_is_unchanged():
-    """(c) The same +2% against a save with tight rounds (the 2% floor): the interval
-    (-4.5% to +8.9%) is within -9.1% and +10%, so it is shown to be small: "unchanged"."""
-    found = compare(1.02, [1.0], baseline_rounds=[TIGHT])
-    se = FLOOR * math.sqrt(2)
+    """(c) The same +2% against three saves with tight rounds (the 2% floor): the
+    interval (-3.3% to +7.6%) is within -9.1% and +10%, so it is shown to be small:
+    "unchanged"."""
+    found = compare(1.02, [1.0, 1.0, 1.0], baseline_rounds=[TIGHT, TIGHT, TIGHT])
+    se = FLOOR * math.sqrt(1 + 1 / 3)
     low, high = math.log(1.02) - Z99 * se, math.log(1.02) + Z99 * se
     assert -math.log(1.1) < low < 0.0 < high < math.log(1.1)
     assert found.outcome == UNCHANGED
@@ -334,3 +371,16 @@ def test_compare_never_raises_and_its_interval_decides(
     if all(abs(b - e) > 1e-9 * max(1.0, abs(e)) for b in (low, high) for e in edges):
         # (a bound within rounding of a boundary may fall either way after expm1/log1p)
         assert c.outcome == decide(low, high, threshold)
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf])
+def test_a_bad_process_spread_is_refused(bad):
+    with pytest.raises(ValueError, match="process_sigma_pct"):
+        compare(1.0, [1.0], process_sigma_pct=bad)
+
+
+def test_without_a_process_spread_one_save_is_judged_by_its_rounds_alone():
+    """process_sigma_pct=0: the rounds' spread (here under the floor) is all there is."""
+    found = compare(1.0, [1.0], baseline_rounds=[TIGHT], process_sigma_pct=0.0)
+    assert found.sigma_pct == pytest.approx(100 * FLOOR)
+    assert found.sigma_source == "the rounds of 1 run, raised to the 2% floor"

@@ -165,17 +165,20 @@ def suspected(
     and the gauge's fastest over them, then show. A tail that looks slower is suspected
     too: it is failed only in the best of the rounds (judge/tail.py).
     """
-    gauges: list[tuple[float | None, str | None]] = [(reference_ms, reference_kind)]
+    # The tail does not depend on the gauge: it is judged in the first pass only.
+    gauges: list[tuple[float | None, str | None, tuple[float, ...]]] = [
+        (reference_ms, reference_kind, () if p95_ms is None else (p95_ms,))
+    ]
     if reference_ms is not None:
-        gauges.append((None, None))  # as measured, too
-    for gauge_ms, kind in gauges:
+        gauges.append((None, None, ()))  # as measured, too
+    for gauge_ms, kind, p95s in gauges:
         found = compare_with_runs(
             value_ms,
             runs,
             key=key,
             threshold_pct=threshold_pct,
             alpha=alpha,
-            current_p95_ms=() if p95_ms is None else (p95_ms,),
+            current_p95_ms=p95s,
             reference_ms=gauge_ms,
             reference_kind=kind,
         )

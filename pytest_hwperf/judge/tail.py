@@ -12,7 +12,7 @@ ms against 3.8 ms quiet, and a 4x tail then read -97%); a run saved before round
 recorded is compared by its p95. The interval comes from `regression.compare` on the
 tail figures (their rounds give the spread as the fastest calls' do). Tails move more
 with a co-tenant than fastest calls do, so a tail regression also needs the current p95
-beyond the slowest saved run's by the threshold, a spread of at least 5%, and the best
+beyond the slowest saved run's by the threshold, a spread of at least 8%, and the best
 of the confirmation rounds (a tail that looks slower in the first round is measured
 again, as a suspected regression is): a tail within what the saved runs have already
 shown, or seen in one round only, is reported with its interval but fails nothing. The
@@ -34,9 +34,13 @@ from pytest_hwperf.records.types import ComparisonRecord
 __all__ = ["TAIL_STATISTIC", "SavedTail", "compare_tail"]
 
 TAIL_STATISTIC = "p95"
-TAIL_SIGMA_FLOOR_PCT = 5.0
+TAIL_SIGMA_FLOOR_PCT = 8.0
 """The least run-to-run spread assumed for a p95: a tail is made of the calls the
-machine interrupted, so it moves from run to run far more than the fastest call."""
+machine interrupted, so it moves from run to run far more than the fastest call. The
+p95 of 20 separate unchanged runs against 3 saves spread by 3.6-4.2% (log standard
+deviation) with a co-tenant and by 7.0% on a quiet runner (docs/statistics.md); at the
+5% this was, one quiet unchanged run failed on a p95 +14.8%. A 4x tail on every 10th
+call reads +220% or more."""
 
 
 @dataclass(frozen=True)
