@@ -81,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fmt(rate: float) -> str:
     pct = 100.0 * rate
-    if pct >= 99.5 and pct < 100.0:
+    if 99.9 < pct < 100.0:
+        return ">99.9%"
+    if 99.5 <= pct < 100.0:
         return f"{pct:.1f}%"
     return f"{pct:.0f}%" if pct >= 10 else f"{pct:.1f}%"
 
