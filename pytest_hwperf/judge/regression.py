@@ -19,10 +19,10 @@ the samples inside one run: those samples share the machine's state during that 
 they say nothing about how far the next run's figure will move, and treating them as
 independent draws is what makes pytest-benchmark's gate cry wolf. It is the largest of
 the robust estimates there are (judge/spread.py): the bootstrap spread of the fastest of
-each run's confirmation rounds, and with k >= 3 saved runs their MAD; with fewer saves,
-the rounds' spread with an assumed spread between processes (`PROCESS_SIGMA_PCT`: the
-rounds of one process cannot show how far the next process moves); a conservative
-prior when neither exists; never below a floor, so a baseline that happened to repeat
+each run's confirmation rounds, and with k >= 3 saved runs their MAD; a conservative
+prior when neither exists; with fewer than 3 saves never below the spread measured
+between processes (`PROCESS_SIGMA_PCT`: the rounds of one process cannot show how far
+the next process moves); never below a floor, so a baseline that happened to repeat
 perfectly does not turn a 0.1% change into a significant one. The bounds use the normal
 distribution: the sample standard deviation of 2 or 3 saves with Student's t at 1 or 2
 degrees of freedom is what made the gate blind after a few saves.
@@ -101,12 +101,12 @@ machine's state between runs). Measured here: the fastest call of 10 saves of th
 model spread by 0.7-1.7% on a quiet runner (docs/benchmarks.md)."""
 
 PROCESS_SIGMA_PCT = 3.0
-"""The spread from one pytest process to the next that the rounds of one process cannot
-show, in percent, assumed while fewer than `MIN_RUNS_FOR_SPREAD` saves measure it: added
-in quadrature to the rounds' spread. Measured here: the fastest call of 20 separate runs
-of one unchanged model against one baseline spread by 2.2-3.5% (log standard deviation,
-seven series, quiet and with a co-tenant), and single saves read 3-6% from the series
-judged against them (docs/statistics.md, "Few saved runs")."""
+"""The least run-to-run spread assumed while fewer than `MIN_RUNS_FOR_SPREAD` saves
+measure it, in percent: the rounds of one process cannot show how far the next process
+moves. Measured here: the fastest call of 20 separate runs of one unchanged model
+against one baseline spread by 2.2-3.5% (log standard deviation, seven series, quiet
+and with a co-tenant), and single saves read 3-6% off the series judged against them
+(docs/statistics.md, "The spread")."""
 
 
 # --- Student's t distribution, exact, in pure Python ----------------------------------
@@ -425,9 +425,9 @@ def compare(
     spread a single save can already be judged with (judge/spread.py). The baseline's
     figure is the lower median of the saved runs' (robust to a save in a busy stretch),
     the spread the largest of the rounds' and (with 3 saved runs or more) the saved
-    runs' robust spread; with fewer saved runs, the rounds' spread and
-    `process_sigma_pct` (what the rounds of one process cannot show) in quadrature;
-    without rounds, the prior; never below the floor; the bounds use the
+    runs' robust spread, else the prior; never below the floor, nor with fewer than 3
+    saved runs below `process_sigma_pct` (what the rounds of one process cannot show);
+    the bounds use the
     normal distribution (docs/statistics.md says why not Student's t with 1 or 2
     degrees of freedom).
 
@@ -492,17 +492,7 @@ def compare(
         kept_rounds.append(tuple(current_rounds))
     estimates: list[tuple[float, str]] = []
     within = rounds_spread(kept_rounds)
-    if within is not None and k < MIN_RUNS_FOR_SPREAD and process > 0.0:
-        # The rounds show one process's noise; too few saves to measure how far the next
-        # process moves, so that part is assumed (PROCESS_SIGMA_PCT).
-        estimates.append(
-            (
-                math.hypot(within[0], process),
-                f"the rounds of {_runs(within[1])} and {process_sigma_pct:g}% between"
-                f" processes ({_runs(k, 'baseline run')})",
-            )
-        )
-    elif within is not None:
+    if within is not None:
         estimates.append((within[0], f"the rounds of {_runs(within[1])}"))
     if k >= MIN_RUNS_FOR_SPREAD:
         estimates.append(
@@ -518,7 +508,14 @@ def compare(
             f" ({left_out} of {len(saved)} saved runs left out as disturbed: slower than"
             " the rest by far more than their spread)"
         )
-    if spread < floor:
+    if k < MIN_RUNS_FOR_SPREAD and spread < process and process > floor:
+        # The rounds show one process's noise; too few saves to measure how far the next
+        # process moves: the spread measured between processes is assumed.
+        spread = process
+        source += (
+            f", raised to {process_sigma_pct:g}% between processes ({_runs(k, 'baseline run')})"
+        )
+    elif spread < floor:
         spread = floor
         source += f", raised to the {sigma_floor_pct:g}% floor"
 
