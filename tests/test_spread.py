@@ -418,3 +418,13 @@ def test_one_save_at_a_three_percent_process_spread_holds_its_level():
     assert _one_save_sessions(0.0, 3.0, seed=31) <= 0.015
     assert _one_save_sessions(0.20, 3.0, seed=32) >= 0.95
     assert _one_save_sessions(0.0, 0.0, seed=31) >= 0.04
+
+
+@pytest.mark.parametrize(("saves", "raised"), [(1, True), (2, True), (3, False)])
+def test_the_spread_between_processes_binds_below_three_saves(saves, raised):
+    """With 1 or 2 saves nothing measures how far a process moves from the next, so the
+    spread is at least 3%; from 3 saves their MAD does, and the 2% floor is the bound."""
+    found = compare(1.0, [1.0] * saves, baseline_rounds=[TIGHT] * saves)
+    assert found.sigma_pct == pytest.approx(100 * (PROCESS if raised else FLOOR))
+    runs = "1 baseline run" if saves == 1 else f"{saves} baseline runs"
+    assert (f"raised to 3% between processes ({runs})" in found.sigma_source) == raised
