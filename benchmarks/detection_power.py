@@ -5,7 +5,7 @@ saved runs' and one current run's fastest call lognormal with spread sigma (the 
 one times 1 + effect), each run measured in six rounds at the machine's quiet speed
 (1.000 to 1.010 times its fastest: their bootstrap spread is far under the floor, so
 the spread the gate uses comes from its floor, the saved runs' MAD and, below 3 saves,
-the spread assumed between processes). Prints the share of sessions judged a
+the spread assumed between runs). Prints the share of sessions judged a
 regression, as the table in docs/statistics.md ("What it can detect").
 
     python benchmarks/detection_power.py [--sessions 20000] [--seed 2026]

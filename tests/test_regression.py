@@ -316,7 +316,7 @@ def test_the_spread_never_falls_below_the_floor():
     assert c0.sigma_pct == pytest.approx(100 * mad_spread(baseline))
     assert c0.ci_low_pct is not None
     assert c0.ci_low_pct > 0.0
-    # The floor binds the prior too; with one saved run, the 3% between processes does.
+    # The floor binds the prior too; with one saved run, the 3% between runs does.
     lone = compare(1.0, [1.0], prior_sigma_pct=0.1, process_sigma_pct=0.0)
     assert lone.sigma_pct == pytest.approx(100 * FLOOR)
     assert compare(1.0, [1.0], prior_sigma_pct=0.1).sigma_pct == pytest.approx(3.0)

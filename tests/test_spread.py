@@ -164,7 +164,7 @@ PROCESS = 0.03  # PROCESS_SIGMA_PCT: the least spread below 3 saves
 @pytest.mark.parametrize("slower", [1.20, 1.15])
 def test_one_save_with_tight_rounds_catches_a_clear_slowdown(slower):
     """(a) One save, six rounds at 1.00-1.01 ms: their bootstrap spread is small, and is
-    raised to the 3% measured between processes (one save cannot show how far the next
+    raised to the 3% measured between runs (one save cannot show how far the next
     process moves), so se = sqrt(2) x 3% and +15% or more is caught."""
     save = SavedRun(1.0, round_min_ms=TIGHT)
     rounds = [slower * x for x in TIGHT]
@@ -175,10 +175,7 @@ def test_one_save_with_tight_rounds_catches_a_clear_slowdown(slower):
     assert within[0] < 0.01
     spread = PROCESS
     assert found.sigma_pct == pytest.approx(100 * spread)
-    assert (
-        found.sigma_source
-        == "the rounds of 2 runs, raised to 3% between processes (1 baseline run)"
-    )
+    assert found.sigma_source == "the rounds of 2 runs, raised to 3% between runs (1 baseline run)"
     se = spread * math.sqrt(2)
     assert found.ci_low_pct == pytest.approx(pct(math.log(slower) - Z99 * se))
     # Without rounds one save has only the 5% prior, and +15% is not caught.
@@ -391,7 +388,7 @@ def test_without_a_process_spread_one_save_is_judged_by_its_rounds_alone():
 
 def _one_save_sessions(effect: float, process_pct: float, seed: int, sessions: int = 4000):
     """The share of simulated one-save sessions judged a regression: the save's and the
-    current run's fastest call lognormal at a 3% spread between processes, each measured
+    current run's fastest call lognormal at a 3% spread between runs, each measured
     in six rounds at the machine's quiet speed (docs/statistics.md, "What it can detect")."""
     rng = np.random.default_rng(seed)
     quiet = np.array(TIGHT)
@@ -413,7 +410,7 @@ def _one_save_sessions(effect: float, process_pct: float, seed: int, sessions: i
 
 def test_one_save_at_a_three_percent_process_spread_holds_its_level():
     """The one-save, 3% row: 0.8% false alarms and +20% caught 97% of the time with the
-    spread between processes; without it (the rounds and the floor alone) the same
+    spread between runs; without it (the rounds and the floor alone) the same
     sessions cry wolf about 6% of the time."""
     assert _one_save_sessions(0.0, 3.0, seed=31) <= 0.015
     assert _one_save_sessions(0.20, 3.0, seed=32) >= 0.95
@@ -427,4 +424,4 @@ def test_the_spread_between_processes_binds_below_three_saves(saves, raised):
     found = compare(1.0, [1.0] * saves, baseline_rounds=[TIGHT] * saves)
     assert found.sigma_pct == pytest.approx(100 * (PROCESS if raised else FLOOR))
     runs = "1 baseline run" if saves == 1 else f"{saves} baseline runs"
-    assert (f"raised to 3% between processes ({runs})" in found.sigma_source) == raised
+    assert (f"raised to 3% between runs ({runs})" in found.sigma_source) == raised

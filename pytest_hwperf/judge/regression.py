@@ -21,8 +21,8 @@ independent draws is what makes pytest-benchmark's gate cry wolf. It is the larg
 the robust estimates there are (judge/spread.py): the bootstrap spread of the fastest of
 each run's confirmation rounds, and with k >= 3 saved runs their MAD; a conservative
 prior when neither exists; with fewer than 3 saves never below the spread measured
-between processes (`PROCESS_SIGMA_PCT`: the rounds of one process cannot show how far
-the next process moves); never below a floor, so a baseline that happened to repeat
+between runs (`PROCESS_SIGMA_PCT`: the rounds of one run, one process within seconds,
+cannot show how far the next run moves); never below a floor, so a baseline that happened to repeat
 perfectly does not turn a 0.1% change into a significant one. The bounds use the normal
 distribution: the sample standard deviation of 2 or 3 saves with Student's t at 1 or 2
 degrees of freedom is what made the gate blind after a few saves.
@@ -102,11 +102,11 @@ model spread by 0.7-1.7% on a quiet runner (docs/benchmarks.md)."""
 
 PROCESS_SIGMA_PCT = 3.0
 """The least run-to-run spread assumed while fewer than `MIN_RUNS_FOR_SPREAD` saves
-measure it, in percent: the rounds of one process cannot show how far the next process
-moves. Measured here: the fastest call of 20 separate runs of one unchanged model
-against one baseline spread by 2.2-3.5% (log standard deviation, seven series, quiet
-and with a co-tenant), and single saves read 3-6% off the series judged against them
-(docs/statistics.md, "The spread")."""
+measure it, in percent: the rounds of one run (one process, within seconds) cannot show
+how far the next run moves with the machine's state. Measured here: the fastest call of
+20 separate runs of one unchanged model against one baseline spread by 2.2-3.5% (log
+standard deviation, seven series, quiet and with a co-tenant), and single saves read
+3-6% off the series judged against them (docs/statistics.md, "The spread")."""
 
 
 # --- Student's t distribution, exact, in pure Python ----------------------------------
@@ -509,12 +509,10 @@ def compare(
             " the rest by far more than their spread)"
         )
     if k < MIN_RUNS_FOR_SPREAD and spread < process and process > floor:
-        # The rounds show one process's noise; too few saves to measure how far the next
-        # process moves: the spread measured between processes is assumed.
+        # The rounds show one run's noise; too few saves to measure how far the next run
+        # moves: the spread measured between runs is assumed.
         spread = process
-        source += (
-            f", raised to {process_sigma_pct:g}% between processes ({_runs(k, 'baseline run')})"
-        )
+        source += f", raised to {process_sigma_pct:g}% between runs ({_runs(k, 'baseline run')})"
     elif spread < floor:
         spread = floor
         source += f", raised to the {sigma_floor_pct:g}% floor"
