@@ -4,6 +4,7 @@ git repository made here, and whole runs against a commit made in the test."""
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import threading
@@ -17,6 +18,7 @@ from pytest_hwperf.ab.coordinator import NEW_AT_HEAD, Coordinator, Unpaired
 from pytest_hwperf.ab.protocol import Key
 from pytest_hwperf.ab.refs import RefError, remove_base, resolve_base
 from pytest_hwperf.judge.paired import (
+    AB_TAIL_PROCESS_SIGMA_PCT,
     NOT_COMPARED,
     ab_comparison,
     compare_paired,
@@ -129,6 +131,61 @@ def test_noisy_pairs_are_not_significant_and_a_disturbed_pair_is_left_out():
     )
     assert found.outcome == "regression"
     assert "1 of 6 pairs left out as disturbed" in found.sigma_source
+
+
+def _offset_pairs(offset: float, rounds: int = 18) -> tuple[list[float], list[float]]:
+    """`rounds` pairs, the head `offset` times the base, the pairs 3.5% apart (standard deviation):
+    two processes whose p95s differ by a constant the pairs agree on."""
+    wobble = [1.0 + 0.05 * ((i * 7) % 5 - 2) / 2 for i in range(rounds)]
+    base = [1.10 * (1.0 + 0.01 * ((i * 3) % 4 - 1.5)) for i in range(rounds)]
+    return [b * offset * w for b, w in zip(base, wobble, strict=True)], base
+
+
+def test_an_offset_between_the_two_processes_is_not_a_regression():
+    # Measured: the same code on both sides, the head's p95 +2.9% and +4.0% above the
+    # base's with pairs that agreed closely; without the spread between the processes
+    # both were "significantly slower, not shown within the 5% threshold".
+    head, base = _offset_pairs(1.03)
+    bare = compare_paired(head, base, threshold_pct=5, alpha=0.005, process_sigma_pct=0)
+    assert bare.outcome == "regression", bare.reason
+    found = compare_paired(
+        head, base, threshold_pct=5, alpha=0.005, process_sigma_pct=AB_TAIL_PROCESS_SIGMA_PCT
+    )
+    assert found.outcome == "not significant", found.reason
+    assert "plus 2% between the two processes" in found.sigma_source
+    # A real +5% of the fastest call is still caught through the 1% between processes.
+    slower = compare_paired(*_offset_pairs(1.05), threshold_pct=5, alpha=0.005)
+    assert slower.outcome == "regression", slower.reason
+    assert "plus 1% between the two processes" in slower.sigma_source
+    # And identical code is shown within 10%.
+    same = compare_paired(*_offset_pairs(1.0), threshold_pct=10, alpha=0.005)
+    assert same.outcome == "unchanged", same.reason
+
+
+def test_the_spread_between_processes_takes_the_t_quantile_toward_the_normal():
+    from statistics import NormalDist
+
+    # Six pairs: alone, their spread has 5 degrees of freedom (t quantile 4.0 at 0.005);
+    # a known spread between the processes that dwarfs it leaves the normal's 2.58.
+    head, base = _offset_pairs(1.0, rounds=6)
+    found = compare_paired(head, base, threshold_pct=10, alpha=0.005, process_sigma_pct=6.0)
+    se = math.sqrt((found.sigma_pct / 100) ** 2 / 6 + 0.06**2)
+    half = (math.log1p(found.ci_high_pct / 100) - math.log1p(found.ci_low_pct / 100)) / 2
+    assert half / se == pytest.approx(NormalDist().inv_cdf(0.995), rel=0.02)
+    bare = compare_paired(head, base, threshold_pct=10, alpha=0.005, process_sigma_pct=0)
+    bare_se = (bare.sigma_pct / 100) / math.sqrt(6)
+    bare_half = (math.log1p(bare.ci_high_pct / 100) - math.log1p(bare.ci_low_pct / 100)) / 2
+    assert bare_half / bare_se == pytest.approx(4.032, rel=0.01)
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf])
+def test_a_bad_spread_between_processes_is_refused(bad):
+    from pytest_hwperf.judge.paired import compare_fastest
+
+    with pytest.raises(ValueError, match="process_sigma_pct"):
+        compare_paired([1.0] * 3, [1.0] * 3, threshold_pct=5, alpha=0.01, process_sigma_pct=bad)
+    with pytest.raises(ValueError, match="process_sigma_pct"):
+        compare_fastest([1.0] * 3, [1.0] * 3, threshold_pct=5, alpha=0.01, process_sigma_pct=bad)
 
 
 def test_too_few_pairs_are_not_compared():
@@ -623,6 +680,25 @@ def test_a_warm_up_inside_a_burst_does_not_shrink_the_round_plan():
     assert typical_call_s(inside) == 0.1  # not known to be disturbed: the warm-up's
     inside.disturbed = True
     assert typical_call_s(inside) == 0.0009
+    # Every call of the first round inside the burst, the confirmation rounds after it
+    # quiet enough for a 1.1 ms call: the plan takes that.
+    whole = Measurement.from_samples(
+        name="m",
+        device="cpu",
+        samples_ns=np.array([137_000_000.0] * 8),
+        timing_method="perf_counter_ns",
+        gc_policy="collect-then-enabled",
+        stop_reason="max-time",
+        alpha=0.01,
+        per_call_estimate_ns=140_000_000.0,
+    )
+    whole.disturbed = True
+    whole.rounds.append(whole.round_record())
+    assert typical_call_s(whole) == pytest.approx(0.137)
+    whole.rounds += [RoundRecord(n=8, min_ms=1.1, disturbed=True), RoundRecord(n=8, min_ms=None)]
+    assert typical_call_s(whole) == pytest.approx(0.0011)
+    whole.disturbed = False  # a quiet first round: its median call, whatever the rounds
+    assert typical_call_s(whole) == pytest.approx(0.137)
     settings = Settings(max_time_s=5.0, confirm=5)
     assert round_plan(settings, 95.0, per_call_s=0.1, measured_s=0.3)[0] == 3
     assert round_plan(settings, 95.0, per_call_s=typical_call_s(first), measured_s=0.3)[0] == 18

@@ -7,6 +7,7 @@ timing of this machine enters an assertion."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 
@@ -451,8 +452,17 @@ def test_ab_busy_through_every_round_judges_each_sides_fastest_call():
     base = _busy_side(1.0, _BURSTS)
     head = _busy_side(1.0, _BURSTS[6:] + _BURSTS[:6])
     same = ab_comparison(head, base, ref="r", key="k", threshold_pct=5, alpha=0.01)
-    assert same.outcome == "unchanged", same.reason
+    # The fastest calls are shown within 5%; the tails, 2% apart between any two
+    # processes, cannot be (judge/paired.py AB_TAIL_PROCESS_SIGMA_PCT), nor are they slower.
+    assert same.outcome == "not significant", same.reason
+    assert "min 996.0 us vs 999.0 us at REF: -0.3% (99% CI -3.1% to +2.6%), unchanged" in (
+        same.reason
+    )
+    assert same.tail is not None
+    assert same.tail.outcome == "not significant"
     assert "fastest of 12 and 12 rounds" in same.sigma_source
+    wider = ab_comparison(head, base, ref="r", key="k", threshold_pct=10, alpha=0.01)
+    assert wider.outcome == "unchanged", wider.reason
     # The head 6% slower, busy just as much: a regression.
     slower = ab_comparison(
         _busy_side(1.06, _BURSTS[3:] + _BURSTS[:3]),
@@ -507,11 +517,15 @@ def test_ab_busy_through_every_round_judges_each_sides_lowest_tail():
 
 
 def test_the_fastest_call_comparison_wants_three_rounds_a_side_and_is_floored():
-    from pytest_hwperf.judge.paired import SIGMA_FLOOR_PCT, compare_fastest
+    from pytest_hwperf.judge.paired import AB_PROCESS_SIGMA_PCT, SIGMA_FLOOR_PCT, compare_fastest
 
     with pytest.raises(ValueError, match="fewer than the 3 needed"):
         compare_fastest([1.0, 1.0, None], [1.0, 1.0, 1.0], threshold_pct=5, alpha=0.01)
     flat = compare_fastest([1.0] * 4, [1.0] * 4, threshold_pct=5, alpha=0.01)
-    assert flat.sigma_pct == pytest.approx(SIGMA_FLOOR_PCT)
+    # The floor, then the spread between the two processes in quadrature.
+    assert flat.sigma_pct == pytest.approx(math.hypot(SIGMA_FLOOR_PCT, AB_PROCESS_SIGMA_PCT))
     assert flat.outcome == "unchanged"
-    assert "floor" in flat.sigma_source
+    assert "floor, plus 1% between the two processes" in flat.sigma_source
+    bare = compare_fastest([1.0] * 4, [1.0] * 4, threshold_pct=5, alpha=0.01, process_sigma_pct=0)
+    assert bare.sigma_pct == pytest.approx(SIGMA_FLOOR_PCT)
+    assert "between the two processes" not in bare.sigma_source

@@ -17,7 +17,10 @@ quiet (plugin/ab_measure.py). A round far slower than the other rounds of its si
 leaves its pair out too (`regression.disturbed_runs`, per side, from 5 rounds). The
 bounds use Student's t with R - 1 degrees of freedom on `s / sqrt(R)`, `s` the sample
 standard deviation of the d_i (floored, so rounds that happened to agree to 0.01% do not
-make a 0.1% change significant), and the decision is `regression.decide`'s, so a change
+make a 0.1% change significant), with the spread between the two processes added
+(`AB_PROCESS_SIGMA_PCT`, `AB_TAIL_PROCESS_SIGMA_PCT`: the pairs are all measured by the
+same two processes, so what differs between those two is in every pair alike and no
+number of pairs averages it away), and the decision is `regression.decide`'s, so a change
 counts as it does against a stored baseline: it must be significant and not shown to be
 within the threshold. docs/statistics.md ("Same-run A/B") gives the reasoning.
 
@@ -48,6 +51,8 @@ from pytest_hwperf.records.types import ComparisonRecord, RoundRecord
 
 __all__ = [
     "AB_MODE",
+    "AB_PROCESS_SIGMA_PCT",
+    "AB_TAIL_PROCESS_SIGMA_PCT",
     "MIN_PAIRS",
     "NOT_COMPARED",
     "SIGMA_FLOOR_PCT",
@@ -78,6 +83,28 @@ SIGMA_FLOOR_PCT = 0.5
 """The least spread of the d_i assumed, in percent: no machine repeats a timing better
 (the stored-baseline gate's floor)."""
 
+AB_PROCESS_SIGMA_PCT = 1.0
+"""How far the fastest call of two processes measured side by side differs, in percent,
+added to the standard error of the paired mean: every pair is measured by the same two
+processes, so their difference is in each pair alike. Measured here: the A/B change of
+the unchanged model spread by 0.8-1.3% over 20 runs (three series, quiet and with a
+co-tenant), the head reading 0.4-0.6% slower on average (docs/statistics.md)."""
+
+AB_TAIL_PROCESS_SIGMA_PCT = 2.0
+"""The same for the tail (the latency at the budget percentile), which differs more:
+the unchanged model's A/B p95 change spread by 1.5-2.3%, the head 0.4-1.8% slower on
+average; without it 2 of 6 unchanged runs under a co-tenant failed on p95 changes of
++2.9% and +4.0% whose pairs agreed closely (docs/benchmarks.md)."""
+
+
+MAX_DOF = 1000.0  # beyond it Student's t is the normal distribution to 0.2%
+
+
+def _between_processes(pct: float) -> float:
+    if not (pct >= 0.0 and math.isfinite(pct)):
+        raise ValueError(f"process_sigma_pct must be >= 0 and finite, got {pct!r}")
+    return pct / 100.0
+
 
 def _positive(values: Sequence[float | None]) -> list[float | None]:
     return [v if v is not None and v > 0.0 and math.isfinite(v) else None for v in values]
@@ -91,9 +118,12 @@ def compare_paired(
     alpha: float,
     statistic: str = STATISTIC,
     sigma_floor_pct: float = SIGMA_FLOOR_PCT,
+    process_sigma_pct: float = AB_PROCESS_SIGMA_PCT,
 ) -> Comparison:
     """Judge paired rounds: `head_ms[i]` and `base_ms[i]` are the two sides' figures of
     round i (a figure that is missing, zero or not finite drops its pair).
+    `process_sigma_pct` is the spread between the two processes, added in quadrature to
+    the standard error of the mean difference (not divided by the pairs).
 
     `current_ms` and `baseline_ms` of the result are the geometric means of the head's
     and the base's figures over the pairs, so their ratio is the change shown;
@@ -105,6 +135,7 @@ def compare_paired(
         raise ValueError(f"threshold_pct must be positive and finite, got {threshold_pct!r}")
     if not 0.0 < alpha <= 0.5:
         raise ValueError(f"alpha must be within (0, 0.5], got {alpha!r}")
+    process = _between_processes(process_sigma_pct)
     pairs = [
         (h, b)
         for h, b in zip(_positive(head_ms), _positive(base_ms), strict=True)
@@ -121,8 +152,14 @@ def compare_paired(
     if spread < floor:
         spread = floor
         source += f", raised to the {sigma_floor_pct:g}% floor"
-    se = spread / math.sqrt(rounds)
-    dof = rounds - 1
+    estimated = spread**2 / rounds
+    se = math.sqrt(estimated + process**2)
+    if process > 0.0:
+        source += f", plus {process_sigma_pct:g}% between the two processes"
+    # Welch-Satterthwaite: only the pairs' part is estimated (R - 1 degrees of freedom);
+    # the part between the processes is a known constant, so the more of the standard
+    # error it makes, the nearer the t quantile comes to the normal one.
+    dof = min(MAX_DOF, (rounds - 1) * (se**2 / estimated) ** 2)
     quantile = student_t_isf(alpha, dof)
     t = mean / se
     lower, upper = mean - quantile * se, mean + quantile * se
@@ -153,6 +190,7 @@ def compare_fastest(
     alpha: float,
     statistic: str = STATISTIC,
     sigma_floor_pct: float = SIGMA_FLOOR_PCT,
+    process_sigma_pct: float = AB_PROCESS_SIGMA_PCT,
 ) -> Comparison:
     """Judge the fastest call of each side over all its rounds: the A/B comparison of a
     machine busy through most of the rounds (fewer than `MIN_PAIRS` quiet pairs). The
@@ -165,13 +203,15 @@ def compare_fastest(
     of the machine reaches both sides' fastest calls alike. The standard error of each
     side's fastest of its m rounds is the exact bootstrap over its rounds
     (`spread.fastest_of_rounds_se`), the two combined as independent; it is floored at
-    `sigma_floor_pct`, and the bounds are normal at `alpha` each. `baseline_runs` is
+    `sigma_floor_pct`, the spread between the two processes (`process_sigma_pct`) is
+    added in quadrature, and the bounds are normal at `alpha` each. `baseline_runs` is
     the rounds a side. Raises ValueError with fewer than `MIN_PAIRS` usable rounds a
     side."""
     from statistics import NormalDist
 
     from pytest_hwperf.judge.spread import fastest_of_rounds_se
 
+    process = _between_processes(process_sigma_pct)
     heads = [math.log(v) for v in _positive(head_ms) if v is not None]
     bases = [math.log(v) for v in _positive(base_ms) if v is not None]
     rounds = min(len(heads), len(bases))
@@ -184,6 +224,9 @@ def compare_fastest(
     if se < floor:
         se = floor
         source += f", raised to the {sigma_floor_pct:g}% floor"
+    if process > 0.0:
+        se = math.hypot(se, process)
+        source += f", plus {process_sigma_pct:g}% between the two processes"
     quantile = NormalDist().inv_cdf(1.0 - alpha)
     lower, upper = change - quantile * se, change + quantile * se
     z = change / se
@@ -380,6 +423,7 @@ def ab_comparison(
                 threshold_pct=threshold_pct,
                 alpha=each,
                 statistic=tail_name(percentile),
+                process_sigma_pct=AB_TAIL_PROCESS_SIGMA_PCT,
             )
         elif with_tail:
             tail_drop = [
@@ -392,6 +436,7 @@ def ab_comparison(
                     threshold_pct=threshold_pct,
                     alpha=each,
                     statistic=tail_name(percentile),
+                    process_sigma_pct=AB_TAIL_PROCESS_SIGMA_PCT,
                 ),
                 sum(tail_drop),
                 rounds,
