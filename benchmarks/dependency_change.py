@@ -68,9 +68,16 @@ def _old_env(work: Path, ref: str, numpy_version: str, env: dict[str, str]) -> P
     """A virtual environment with the previous release and the older numpy."""
     source = work / "old-src"
     source.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", ref], capture_output=True, check=True
-    ).stdout
+    found = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref], capture_output=True
+    )
+    if found.returncode != 0:
+        why = found.stderr.decode(errors="replace").strip().splitlines()
+        sys.exit(
+            f"--old-ref {ref}: no such commit in a git checkout at {REPO}"
+            f" ({why[-1] if why else 'git archive failed'}); run it from a clone"
+        )
+    archive = found.stdout
     subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
     env_dir = work / "old-venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
