@@ -646,52 +646,42 @@ def test_the_rounds_take_about_twice_the_heads_measurement_in_many_short_pairs()
     assert round_plan(Settings(max_time_s=0.1, confirm=5), 95.0)[0] == 3
 
 
-def test_a_warm_up_inside_a_burst_does_not_shrink_the_round_plan():
+def _first(samples_ns: list[float], estimate_ns: float, block_size: int = 1):
+    """A head's first measurement, as the round plan reads it."""
     import numpy as np
 
     from pytest_hwperf.measure import Measurement
+
+    return Measurement.from_samples(
+        name="m",
+        device="cpu",
+        samples_ns=np.array(samples_ns),
+        timing_method="perf_counter_ns",
+        gc_policy="collect-then-enabled",
+        stop_reason="max-time",
+        alpha=0.01,
+        block_size=block_size,
+        per_call_estimate_ns=estimate_ns,
+    )
+
+
+def test_a_warm_up_inside_a_burst_does_not_shrink_the_round_plan():
+
     from pytest_hwperf.plugin.ab_measure import round_plan, typical_call_s
     from pytest_hwperf.settings import Settings
 
     # The warm-up's calls read 100 ms inside a co-tenant's burst; the samples of record,
     # 1 ms. Planned from the warm-up, a round could not hold 10 calls in the 1.2 s: 3.
-    first = Measurement.from_samples(
-        name="m",
-        device="cpu",
-        samples_ns=np.array([1_000_000.0] * 50 + [80_000_000.0] * 5),
-        timing_method="perf_counter_ns",
-        gc_policy="collect-then-enabled",
-        stop_reason="max-time",
-        alpha=0.01,
-        per_call_estimate_ns=100_000_000.0,
-    )
+    first = _first([1_000_000.0] * 50 + [80_000_000.0] * 5, 100_000_000.0)
     assert typical_call_s(first) == 0.001
     # The samples of record inside the burst too (their CPU wait said so): the fastest.
-    inside = Measurement.from_samples(
-        name="m",
-        device="cpu",
-        samples_ns=np.array([115_000_000.0] * 40 + [900_000.0]),
-        timing_method="perf_counter_ns",
-        gc_policy="collect-then-enabled",
-        stop_reason="max-time",
-        alpha=0.01,
-        per_call_estimate_ns=100_000_000.0,
-    )
+    inside = _first([115_000_000.0] * 40 + [900_000.0], 100_000_000.0)
     assert typical_call_s(inside) == 0.1  # not known to be disturbed: the warm-up's
     inside.disturbed = True
     assert typical_call_s(inside) == 0.0009
     # Every call of the first round inside the burst, the confirmation rounds after it
     # quiet enough for a 1.1 ms call: the plan takes that.
-    whole = Measurement.from_samples(
-        name="m",
-        device="cpu",
-        samples_ns=np.array([137_000_000.0] * 8),
-        timing_method="perf_counter_ns",
-        gc_policy="collect-then-enabled",
-        stop_reason="max-time",
-        alpha=0.01,
-        per_call_estimate_ns=140_000_000.0,
-    )
+    whole = _first([137_000_000.0] * 8, 140_000_000.0)
     whole.disturbed = True
     whole.rounds.append(whole.round_record())
     assert typical_call_s(whole) == pytest.approx(0.137)
@@ -703,17 +693,7 @@ def test_a_warm_up_inside_a_burst_does_not_shrink_the_round_plan():
     assert round_plan(settings, 95.0, per_call_s=0.1, measured_s=0.3)[0] == 3
     assert round_plan(settings, 95.0, per_call_s=typical_call_s(first), measured_s=0.3)[0] == 18
     # Blocks of 10 calls: a sample is their mean; a shorter warm-up estimate is kept.
-    blocked = Measurement.from_samples(
-        name="m",
-        device="cpu",
-        samples_ns=np.array([50_000.0] * 20),
-        timing_method="perf_counter_ns",
-        gc_policy="collect-then-enabled",
-        stop_reason="max-time",
-        alpha=0.01,
-        block_size=10,
-        per_call_estimate_ns=4_000.0,
-    )
+    blocked = _first([50_000.0] * 20, 4_000.0, block_size=10)
     assert typical_call_s(blocked) == 4e-6
 
 

@@ -15,12 +15,13 @@ CPU (`RoundRecord.disturbed`) is left out whenever `MIN_PAIRS` quiet pairs remai
 the head measures more pairs, up to as many again, while fewer than half its pairs are
 quiet (plugin/ab_measure.py). A round far slower than the other rounds of its side
 leaves its pair out too (`regression.disturbed_runs`, per side, from 5 rounds). The
-bounds use Student's t with R - 1 degrees of freedom on `s / sqrt(R)`, `s` the sample
-standard deviation of the d_i (floored, so rounds that happened to agree to 0.01% do not
-make a 0.1% change significant), with the spread between the two processes added
-(`AB_PROCESS_SIGMA_PCT`, `AB_TAIL_PROCESS_SIGMA_PCT`: the pairs are all measured by the
-same two processes, so what differs between those two is in every pair alike and no
-number of pairs averages it away), and the decision is `regression.decide`'s, so a change
+bounds use Student's t on `sqrt(s^2 / R + p^2)`, `s` the sample standard deviation of
+the d_i (floored, so rounds that happened to agree to 0.01% do not make a 0.1% change
+significant) and `p` the spread between the two processes (`AB_PROCESS_SIGMA_PCT`,
+`AB_TAIL_PROCESS_SIGMA_PCT`: the pairs are all measured by the same two processes, so
+what differs between those two is in every pair alike and no number of pairs averages
+it away), with R - 1 degrees of freedom raised by Welch-Satterthwaite as the known `p`
+makes more of the standard error; the decision is `regression.decide`'s, so a change
 counts as it does against a stored baseline: it must be significant and not shown to be
 within the threshold. docs/statistics.md ("Same-run A/B") gives the reasoning.
 
@@ -93,7 +94,7 @@ co-tenant), the head reading 0.4-0.6% slower on average (docs/statistics.md)."""
 AB_TAIL_PROCESS_SIGMA_PCT = 2.0
 """The same for the tail (the latency at the budget percentile), which differs more:
 the unchanged model's A/B p95 change spread by 1.5-2.3%, the head 0.4-1.8% slower on
-average; without it 2 of 6 unchanged runs under a co-tenant failed on p95 changes of
+average; without it 2 of 7 unchanged runs under a co-tenant failed on p95 changes of
 +2.9% and +4.0% whose pairs agreed closely (docs/benchmarks.md)."""
 
 
