@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -41,12 +40,18 @@ def saved_runs(workdir: Path, table: str) -> list[dict[str, Any]]:
 
 def replay(row: dict[str, Any], runs: list[dict[str, Any]], share: float) -> bool:
     result = row["result"]
-    ratios = [(result["reference_ms"] / run["reference_ms"]) ** share for run in runs]
-    factor = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios))
+    # The plugin's own rescaling and its error, at this share: both read the module
+    # constants when called (judge/drift.py, judge/regression.py).
+    drift.DRIFT_SHARE = share
     regression_module.DRIFT_UNCERTAINTY = drift.DRIFT_SE / share
+    values, factor = drift.drift_adjusted(
+        [run["min_ms"] for run in runs],
+        [run["reference_ms"] for run in runs],
+        result["reference_ms"],
+    )
     found = compare(
         result["gate_ms"],
-        [run["min_ms"] * r for run, r in zip(runs, ratios, strict=True)],
+        values,
         alpha=0.01,
         drift_factor=factor,
         baseline_rounds=[run.get("round_min_ms") or () for run in runs],

@@ -44,6 +44,7 @@ from pytest_hwperf.judge.regression import (
     Comparison,
     decide,
     disturbed_runs,
+    non_negative_pct,
     student_t_cdf,
     student_t_isf,
     student_t_sf,
@@ -101,12 +102,6 @@ average; without it 2 of 7 unchanged runs under a co-tenant failed on p95 change
 MAX_DOF = 1000.0  # beyond it Student's t is the normal distribution to 0.2%
 
 
-def _between_processes(pct: float) -> float:
-    if not (pct >= 0.0 and math.isfinite(pct)):
-        raise ValueError(f"process_sigma_pct must be >= 0 and finite, got {pct!r}")
-    return pct / 100.0
-
-
 def _positive(values: Sequence[float | None]) -> list[float | None]:
     return [v if v is not None and v > 0.0 and math.isfinite(v) else None for v in values]
 
@@ -136,7 +131,7 @@ def compare_paired(
         raise ValueError(f"threshold_pct must be positive and finite, got {threshold_pct!r}")
     if not 0.0 < alpha <= 0.5:
         raise ValueError(f"alpha must be within (0, 0.5], got {alpha!r}")
-    process = _between_processes(process_sigma_pct)
+    process = non_negative_pct("process_sigma_pct", process_sigma_pct)
     pairs = [
         (h, b)
         for h, b in zip(_positive(head_ms), _positive(base_ms), strict=True)
@@ -212,7 +207,7 @@ def compare_fastest(
 
     from pytest_hwperf.judge.spread import fastest_of_rounds_se
 
-    process = _between_processes(process_sigma_pct)
+    process = non_negative_pct("process_sigma_pct", process_sigma_pct)
     heads = [math.log(v) for v in _positive(head_ms) if v is not None]
     bases = [math.log(v) for v in _positive(base_ms) if v is not None]
     rounds = min(len(heads), len(bases))

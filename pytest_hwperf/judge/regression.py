@@ -368,6 +368,13 @@ def _positive_finite(name: str, value: float) -> float:
     return number
 
 
+def non_negative_pct(name: str, value: float) -> float:
+    """A spread given in percent (>= 0 and finite, else ValueError), as a fraction."""
+    if not (value >= 0.0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+    return value / 100.0
+
+
 # A saved run counts as disturbed when its log statistic exceeds the median of the
 # saved runs' by more than this many robust standard deviations (1.4826 MAD)...
 DISTURBED_MADS = 3.0
@@ -448,12 +455,8 @@ def compare(
     current = _positive_finite(f"current {statistic}", current_ms)
     threshold = _positive_finite("threshold_pct", threshold_pct)
     prior = _positive_finite("prior_sigma_pct", prior_sigma_pct) / 100.0
-    if not (sigma_floor_pct >= 0.0 and math.isfinite(sigma_floor_pct)):
-        raise ValueError(f"sigma_floor_pct must be >= 0 and finite, got {sigma_floor_pct!r}")
-    floor = sigma_floor_pct / 100.0
-    if not (process_sigma_pct >= 0.0 and math.isfinite(process_sigma_pct)):
-        raise ValueError(f"process_sigma_pct must be >= 0 and finite, got {process_sigma_pct!r}")
-    process = process_sigma_pct / 100.0
+    floor = non_negative_pct("sigma_floor_pct", sigma_floor_pct)
+    process = non_negative_pct("process_sigma_pct", process_sigma_pct)
     if not 0.0 < alpha <= 0.5:
         raise ValueError(f"alpha must be within (0, 0.5], got {alpha!r}")
     saved = [_positive_finite(f"baseline {statistic}", b) for b in baseline_ms]

@@ -162,11 +162,11 @@ def typical_call_s(first: Measurement) -> float:
     though its next rounds found 1.1 ms calls, and +10% read "not significant"."""
     estimate = first.per_call_estimate_ns
     if first.samples_ns.size:
-        typical = float(
-            np.min(first.samples_ns) if first.disturbed else np.median(first.samples_ns)
-        )
         if first.disturbed:
-            typical = min([typical, *(r.min_ms * 1e6 for r in first.rounds if r.min_ms)])
+            rounds = (r.min_ms * 1e6 for r in first.rounds if r.min_ms)
+            typical = min([float(np.min(first.samples_ns)), *rounds])
+        else:
+            typical = float(np.median(first.samples_ns))
         estimate = min(estimate, typical / max(1, first.block_size))
     return max(0.0, estimate) / 1e9
 
